@@ -1,0 +1,5 @@
+"""Allows ``python -m sshgate``."""
+
+from sshgate.cli import main
+
+main()
