@@ -1,0 +1,264 @@
+"""The gate's configuration file (``gate.yaml``): what ``sshgate serve`` and the other commands read.
+
+Every option, its default and its meaning are documented in docs/configuration.md. Relative paths
+are resolved against the folder of the file that names them, so a config directory can be moved as
+a whole. Mistakes come back as one line naming the file, the line and the key.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import asyncssh
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
+
+from sshgate.errors import ConfigError
+from sshgate.kube import KubeSettings
+from sshgate.yamlfile import YamlDocument, read_yaml, validate
+
+#: The user part of a login name (``alice`` in ``alice+prod/web-0``), as the targets grammar has it.
+USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+#: Group names are passed to Kubernetes as they are: printable ASCII without spaces.
+GROUP_NAME = re.compile(r"[!-~]{1,256}")
+#: Login shells are put into a shell script, so only plain names or absolute paths are accepted.
+SHELL_NAME = re.compile(r"/?[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+
+#: Authentication methods this version implements, by their name in ``auth.methods``.
+AuthMethod = Literal["publickey"]
+
+Seconds = Annotated[float, Field(ge=0)]
+
+
+def _path(value: Path, info: ValidationInfo) -> Path:
+    base = (info.context or {}).get("base")
+    value = value.expanduser()
+    return base / value if base is not None and not value.is_absolute() else value
+
+
+def _parse_key(line: str) -> asyncssh.SSHKey:
+    """One OpenSSH public key line (``ssh-ed25519 AAAA... comment``); options are refused."""
+    try:
+        return asyncssh.import_public_key(line.strip())
+    except (asyncssh.KeyImportError, ValueError):
+        raise ValueError(
+            "not an OpenSSH public key; paste one line of a .pub file, such as 'ssh-ed25519 AAAA... alice@laptop' "
+            "(authorized_keys options are not supported)"
+        ) from None
+
+
+def _read_key_file(path: Path) -> list[asyncssh.SSHKey]:
+    """The keys of an authorized_keys-style file; ValueError naming the file (and line) otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    keys = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            try:
+                keys.append(_parse_key(line))
+            except ValueError as exc:
+                raise ValueError(f"{path}:{number}: {exc}") from None
+    return keys
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Listen(_Strict):
+    """Where the gate accepts SSH connections."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(2222, ge=0, le=65535)
+
+
+class User(_Strict):
+    """A person who may log in, with the keys that prove it and the groups policy matches on."""
+
+    name: str
+    groups: list[str] = []
+    authorized_keys: list[str] = []
+    authorized_keys_file: Path | None = None
+    _keys: list[asyncssh.SSHKey] = PrivateAttr(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not USER_NAME.fullmatch(value):
+            raise ValueError(
+                f"user name {value!r} is not valid: use 1-64 letters, digits, '.', '_' and '-', "
+                "starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("groups")
+    @classmethod
+    def _groups(cls, value: list[str]) -> list[str]:
+        for group in value:
+            if not GROUP_NAME.fullmatch(group):
+                raise ValueError(f"group name {group!r} is not valid: use printable ASCII without spaces")
+        return value
+
+    @field_validator("authorized_keys")
+    @classmethod
+    def _keys_inline(cls, value: list[str]) -> list[str]:
+        for line in value:
+            _parse_key(line)
+        return value
+
+    @field_validator("authorized_keys_file")
+    @classmethod
+    def _keys_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        path = _path(value, info)
+        _read_key_file(path)  # here, so that a bad file is reported with the config's file and line
+        return path
+
+    def model_post_init(self, context: Any) -> None:
+        self._keys = [_parse_key(line) for line in self.authorized_keys]
+        if self.authorized_keys_file is not None:
+            self._keys += _read_key_file(self.authorized_keys_file)
+
+    @property
+    def keys(self) -> list[asyncssh.SSHKey]:
+        """Every public key of this user: the inline ones, then those of ``authorized_keys_file``."""
+        return self._keys
+
+
+class UsersFile(_Strict):
+    """A separate file of users, named by ``users_file`` (same format as the ``users`` list)."""
+
+    users: list[User] = []
+
+
+class Auth(_Strict):
+    """Which authentication methods are on, tried in this order."""
+
+    methods: list[AuthMethod] = Field(["publickey"], min_length=1)
+
+    @field_validator("methods")
+    @classmethod
+    def _unique(cls, value: list[AuthMethod]) -> list[AuthMethod]:
+        if len(set(value)) != len(value):
+            raise ValueError("each method may be listed once")
+        return value
+
+
+class Limits(_Strict):
+    """Limits on connections and sessions. A duration of 0 turns that limit off."""
+
+    login_timeout: Seconds = 30.0
+    max_auth_tries: int = Field(6, ge=1)
+    keepalive_interval: Seconds = 15.0
+    keepalive_count_max: int = Field(3, ge=1)
+    idle_timeout: Seconds = 900.0
+    max_session_duration: Seconds = 43200.0
+    max_sessions_per_user: int = Field(10, ge=0)
+    stdin_eof_grace: Seconds = 5.0
+
+
+class Shell(_Strict):
+    """What a session without a command runs."""
+
+    login_shells: list[str] = Field(["bash", "sh"], min_length=1)
+
+    @field_validator("login_shells")
+    @classmethod
+    def _names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not SHELL_NAME.fullmatch(name):
+                raise ValueError(
+                    f"login shell {name!r} is not valid: give a command name or an absolute path"
+                )
+        return value
+
+
+class GateConfig(_Strict):
+    """The whole ``gate.yaml``."""
+
+    # Default paths are relative too: resolve them like written ones.
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    listen: Listen = Listen()
+    host_keys: list[Path] = [Path("host_keys/ssh_host_ed25519_key")]
+    kubernetes: KubeSettings = KubeSettings()
+    policy_files: list[Path] = []
+    users: list[User] = []
+    users_file: Path | None = None
+    auth: Auth = Auth()
+    recordings_dir: Path = Path("recordings")
+    audit_dir: Path = Path("audit")
+    limits: Limits = Limits()
+    shell: Shell = Shell()
+
+    @field_validator("host_keys", "policy_files")
+    @classmethod
+    def _paths(cls, value: list[Path], info: ValidationInfo) -> list[Path]:
+        return [_path(p, info) for p in value]
+
+    @field_validator("users_file", "recordings_dir", "audit_dir")
+    @classmethod
+    def _one_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else _path(value, info)
+
+    @field_validator("kubernetes")
+    @classmethod
+    def _kubeconfig(cls, value: KubeSettings, info: ValidationInfo) -> KubeSettings:
+        if value.kubeconfig is None:
+            return value
+        return value.model_copy(update={"kubeconfig": _path(value.kubeconfig, info)})
+
+    def user(self, name: str) -> User | None:
+        """The user called ``name``, or None."""
+        return next((u for u in self.users if u.name == name), None)
+
+    def groups_of(self, user: str) -> tuple[str, ...]:
+        """The groups configured for ``user`` (empty for an unknown user)."""
+        entry = self.user(user)
+        return tuple(entry.groups) if entry else ()
+
+
+def _user_docs(doc: YamlDocument, users: list[User]) -> Iterator[tuple[YamlDocument, int, User]]:
+    for index, user in enumerate(users):
+        yield doc, index, user
+
+
+def _check_users(entries: list[tuple[YamlDocument, int, User]]) -> None:
+    """A user name appears once, and a key belongs to exactly one user."""
+    names: dict[str, str] = {}
+    owners: dict[bytes, tuple[str, str]] = {}
+    for doc, index, user in entries:
+        where = f"{doc.source}:{doc.line_of(('users', index, 'name'))}"
+        if user.name in names:
+            raise ConfigError(
+                f"{where}: users[{index}].name: user {user.name!r} is already defined at {names[user.name]}"
+            )
+        names[user.name] = where
+        for key in user.keys:
+            previous = owners.get(key.public_data)
+            if previous and previous[0] != user.name:
+                raise ConfigError(
+                    f"{where}: users[{index}]: key {key.get_fingerprint()} is also listed for user "
+                    f"{previous[0]!r} ({previous[1]}); a key must belong to exactly one user"
+                )
+            owners[key.public_data] = (user.name, where)
+
+
+def load_config(path: Path) -> GateConfig:
+    """Read and validate ``gate.yaml`` (and the users file it names); ConfigError names file and line."""
+    path = path.expanduser()
+    doc = read_yaml(path)
+    config = validate(doc, GateConfig, {"base": path.parent.absolute()})
+    entries = list(_user_docs(doc, config.users))
+    if config.users_file is not None:
+        users_doc = read_yaml(config.users_file)
+        extra = validate(users_doc, UsersFile, {"base": config.users_file.parent.absolute()})
+        entries += _user_docs(users_doc, extra.users)
+        config.users = config.users + extra.users
+    _check_users(entries)
+    return config
