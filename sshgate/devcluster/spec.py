@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from sshgate.yamlfile import load_model
 
@@ -57,6 +57,11 @@ def check_labels(labels: dict[str, str]) -> dict[str, str]:
     return labels
 
 
+#: Field types that carry Kubernetes' name rules, so each model states a rule once, by its type.
+Namespace = Annotated[str, AfterValidator(lambda v: check_dns_label(v, "namespace"))]
+Labels = Annotated[dict[str, str], AfterValidator(check_labels), Field(default_factory=dict)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -94,29 +99,14 @@ class Container(_Strict):
 class Pod(_Strict):
     """A pod in a namespace, with one or more containers."""
 
-    name: str
-    namespace: str = "default"
-    labels: Annotated[dict[str, str], Field(default_factory=dict)]
+    name: Annotated[str, AfterValidator(lambda v: check_dns_subdomain(v, "pod name"))]
+    namespace: Namespace = "default"
+    labels: Labels
     annotations: Annotated[dict[str, str], Field(default_factory=dict)]
     phase: Literal["Pending", "Running", "Succeeded", "Failed", "Unknown"] = "Running"
     #: Pods that are not scheduled have no node; exec into them fails as on a real cluster.
     node_name: str | None = Field("devcluster", alias="nodeName")
     containers: list[Container] = Field(min_length=1)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return check_dns_subdomain(value, "pod name")
-
-    @field_validator("namespace")
-    @classmethod
-    def _namespace(cls, value: str) -> str:
-        return check_dns_label(value, "namespace")
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return check_labels(value)
 
     @model_validator(mode="after")
     def _unique_containers(self) -> Pod:
@@ -244,25 +234,10 @@ class Workload(_Strict):
     """A read-only workload object whose pods are the declared pods its selector matches."""
 
     kind: Literal["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet"]
-    name: str
-    namespace: str = "default"
-    labels: Annotated[dict[str, str], Field(default_factory=dict)]
+    name: Annotated[str, AfterValidator(lambda v: check_dns_subdomain(v, "workload name"))]
+    namespace: Namespace = "default"
+    labels: Labels
     selector: LabelSelector
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return check_dns_subdomain(value, "workload name")
-
-    @field_validator("namespace")
-    @classmethod
-    def _namespace(cls, value: str) -> str:
-        return check_dns_label(value, "namespace")
-
-    @field_validator("labels")
-    @classmethod
-    def _labels(cls, value: dict[str, str]) -> dict[str, str]:
-        return check_labels(value)
 
 
 class PodsFile(_Strict):
