@@ -4,7 +4,7 @@ kubernetes-asyncio loads the kubeconfig (or the in-cluster service account), bui
 and the aiohttp session of its REST client, and refreshes tokens. Requests go straight through that
 session, REST and WebSocket alike: the library's generated calls take headers as a plain dict (one
 ``Impersonate-Group`` at most), and its stream helpers cannot offer v5 or keep the exit status
-(see /work/shared/docs/kubernetes-streaming.md §12). One pool, one TLS context, one code path.
+(the shared Kubernetes streaming notes, §12). One pool, one TLS context, one code path.
 
 aiohttp discards the body of a refused WebSocket upgrade, yet that body is the Status saying *why*
 (``pods "web-0" is forbidden: ...``). A request trace hook copies it while the response is still
