@@ -8,6 +8,8 @@ What crosses, and how:
 - exec stdout/stderr → SSH stdout/stderr, one frame at a time, each drained before the next is read,
   so a slow SSH reader holds the pod back instead of growing the gate's memory.
 - the exec's exit code → ``exit-status`` (never ``exit-signal``, which OpenSSH turns into 255).
+- a :class:`~sshgate.recording.Recorder`, when given, is told each piece of output, input and each
+  resize after it crossed; a strict recorder may hold the session back while its disk catches up.
 
 The bridge also ends a session itself (exit status 255 and a message for the user, which the caller
 sends after auditing) when it is idle too long, lasts too long, its stdin ended on a stream that
@@ -27,6 +29,7 @@ import asyncssh
 
 if TYPE_CHECKING:
     from sshgate.kube import ExecStream
+    from sshgate.recording import Recorder
 
 #: The exit status of sessions the gate ends itself, as ssh does for its own errors.
 GATE_EXIT_STATUS = 255
@@ -44,6 +47,7 @@ class EndReason(StrEnum):
     STDIN_EOF_UNSUPPORTED = "stdin_eof_unsupported"
     CLIENT_DISCONNECTED = "client_disconnected"
     SERVER_SHUTDOWN = "server_shutdown"
+    RECORDING_FAILED = "recording_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,8 +88,11 @@ class Bridge:
         *,
         tty: bool,
         settings: BridgeSettings,
+        recorder: Recorder | None = None,
     ) -> None:
         self._process = process
+        # Told what crossed, after it crossed: it never stands between the user and the pod.
+        self._recorder = recorder
         self._stream = stream
         self._tty = tty
         self._settings = settings
@@ -154,6 +161,8 @@ class Bridge:
                 await writer.drain()
             except (OSError, asyncssh.Error) as exc:
                 raise _ClientGone from exc
+            if self._recorder is not None:
+                await self._recorder.output(data, stderr=channel == 2)
 
     async def _pump_input(self) -> None:
         stdin = self._process.stdin
@@ -164,6 +173,8 @@ class Bridge:
                 if self._tty and change.width and change.height:
                     self._activity()
                     await self._stream.resize(change.width, change.height)
+                    if self._recorder is not None:
+                        self._recorder.resize(change.width, change.height)
                 continue
             except (asyncssh.BreakReceived, asyncssh.SignalReceived):
                 # No Kubernetes equivalent; with a tty, Ctrl-C travels in-band anyway.
@@ -175,6 +186,8 @@ class Bridge:
             self._activity()
             self.bytes_in += len(data)
             await self._stream.send_stdin(data)
+            if self._recorder is not None:
+                await self._recorder.input(data)
         if self._stream.supports_stdin_eof:
             await self._stream.close_stdin()
         elif not self._tty and self._settings.stdin_eof_grace > 0:

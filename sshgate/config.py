@@ -13,21 +13,33 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import asyncssh
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
+from sshgate.auth.certificates import CertificateSettings
+from sshgate.auth.ldap import LdapSettings
+
+# Re-exported: other modules take the user name rule from the config.
+from sshgate.auth.settings import GROUP_NAME as GROUP_NAME
+from sshgate.auth.settings import USER_NAME as USER_NAME
+from sshgate.auth.tokens import TokenSettings
+from sshgate.defences import Penalties
 from sshgate.errors import ConfigError
 from sshgate.kube import KubeSettings
 from sshgate.yamlfile import YamlDocument, read_yaml, validate
 
-#: The user part of a login name (``alice`` in ``alice+prod/web-0``), as the targets grammar has it.
-USER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-#: Group names are passed to Kubernetes as they are: printable ASCII without spaces.
-GROUP_NAME = re.compile(r"[!-~]{1,256}")
 #: Login shells are put into a shell script, so only plain names or absolute paths are accepted.
 SHELL_NAME = re.compile(r"/?[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
 
 #: Authentication methods this version implements, by their name in ``auth.methods``.
-AuthMethod = Literal["publickey"]
+AuthMethod = Literal["publickey", "certificate", "ldap", "ldap_keys", "token"]
 
 Seconds = Annotated[float, Field(ge=0)]
 
@@ -160,6 +172,11 @@ class Limits(_Strict):
     max_session_duration: Seconds = 43200.0
     max_sessions_per_user: int = Field(10, ge=0)
     stdin_eof_grace: Seconds = 5.0
+    # Before authentication (sshgate.defences): caps on unauthenticated connections, 0 = no cap.
+    max_unauthenticated: int = Field(100, ge=0)
+    max_unauthenticated_per_source: int = Field(10, ge=0)
+    connection_rate_per_source: float = Field(10.0, ge=0)
+    penalties: Penalties = Penalties()
 
 
 class Shell(_Strict):
@@ -178,6 +195,33 @@ class Shell(_Strict):
         return value
 
 
+class Recording(_Strict):
+    """How sessions are recorded (asciicast v2 files in ``recordings_dir``; docs/recordings.md)."""
+
+    mode: Literal["strict", "best_effort"] = "strict"
+    capture_input: bool = True
+    exec_limit: int = Field(1024 * 1024, ge=0)
+    idle_time_limit: float | None = Field(None, gt=0)
+    buffer_limit: int = Field(4 * 1024 * 1024, ge=64 * 1024)
+
+
+class Audit(_Strict):
+    """Where audit events go, besides the search index (docs/audit.md)."""
+
+    file: bool = True
+    stdout: bool = False
+    rotate_bytes: int = Field(100 * 1024 * 1024, ge=0)
+    index: bool = True
+
+    @model_validator(mode="after")
+    def _somewhere(self) -> Audit:
+        if not self.file and not self.stdout:
+            raise ValueError("audit events must go somewhere: set file or stdout (or both) to true")
+        if self.index and not self.file:
+            raise ValueError("the index is built from the audit file: set index to false, or file to true")
+        return self
+
+
 class GateConfig(_Strict):
     """The whole ``gate.yaml``."""
 
@@ -191,8 +235,13 @@ class GateConfig(_Strict):
     users: list[User] = []
     users_file: Path | None = None
     auth: Auth = Auth()
+    certificates: CertificateSettings = CertificateSettings()
+    ldap: LdapSettings | None = None
+    tokens: TokenSettings | None = None
     recordings_dir: Path = Path("recordings")
     audit_dir: Path = Path("audit")
+    recording: Recording = Recording()
+    audit: Audit = Audit()
     limits: Limits = Limits()
     shell: Shell = Shell()
 
@@ -212,6 +261,24 @@ class GateConfig(_Strict):
         if value.kubeconfig is None:
             return value
         return value.model_copy(update={"kubeconfig": _path(value.kubeconfig, info)})
+
+    @model_validator(mode="after")
+    def _methods_configured(self) -> GateConfig:
+        if "certificate" in self.auth.methods and not self.certificates.ca_keys:
+            raise ValueError(
+                "auth.methods lists 'certificate' but no CA is trusted: add the CA's public key to "
+                "certificates.user_ca_keys (create one with 'sshgate ca init')"
+            )
+        for method in sorted({"ldap", "ldap_keys"} & set(self.auth.methods)):
+            if self.ldap is None:
+                raise ValueError(
+                    f"auth.methods lists '{method}' but there is no ldap section (docs/authentication.md)"
+                )
+        if "token" in self.auth.methods and self.tokens is None:
+            raise ValueError(
+                "auth.methods lists 'token' but there is no tokens section (docs/authentication.md)"
+            )
+        return self
 
     def user(self, name: str) -> User | None:
         """The user called ``name``, or None."""

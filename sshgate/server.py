@@ -18,23 +18,37 @@ import re
 import shlex
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, cast
 
 import asyncssh
 
-from sshgate.audit import AuditLog
-from sshgate.auth import Authenticator, AuthRejected, AuthRequest, build_authenticators
+from sshgate.audit import AuditLog, AuditSettings
+from sshgate.auth import Authenticator, AuthRejected, AuthRequest, NotChecked, build_authenticators
+from sshgate.auth.certificates import Certificate, Restrictions, describe, intercept_certificates
 from sshgate.bridge import GATE_EXIT_STATUS, Bridge, BridgeSettings, EndReason
+from sshgate.ca import MAX_PUBLIC_KEY_BYTES, CertificateIssuer, is_issue_request
 from sshgate.config import USER_NAME, GateConfig
-from sshgate.errors import ConfigError
+from sshgate.defences import Penalty, SourceGuard
+from sshgate.errors import ConfigError, UserError
+from sshgate.forwarding import ForwardRequest, open_forward
 from sshgate.hostkeys import load_host_keys
 from sshgate.identity import Identity
 from sshgate.kube import KubeClient, KubeError
 from sshgate.limits import SessionCounter
 from sshgate.policy import AccessRequest, Action, Decision, Policy
+from sshgate.recording import CastHeader, Recorder, RecorderSettings, RecordingError, RecordingMode
 from sshgate.targets import LoginName, Target, TargetError, TargetKind, parse_login
+from sshgate.transfer import (
+    PodFiles,
+    ToolsMissing,
+    TransferContext,
+    TransferKind,
+    TransferStats,
+    transfer_kind,
+)
+from sshgate.transfer import serve as serve_transfer
 
 logger = logging.getLogger(__name__)
 
@@ -61,8 +75,7 @@ MAX_USERNAME_BYTES = 256
 
 _TERM = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,63}")
 
-_WHAT = {Action.SHELL: "a shell", Action.EXEC: "this command"}
-_NO_FILE_TRANSFER = "file transfer ({}) is not supported by this gate yet"
+_WHAT = {Action.SHELL: "a shell", Action.EXEC: "this command", Action.FILE_READ: "file transfer"}
 
 
 def login_shell_argv(shells: list[str]) -> list[str]:
@@ -102,6 +115,14 @@ class _Connection(asyncssh.SSHServer):
         self._invalid_login: str | None = None
         self._candidate: Identity | None = None
         self._failures = 0
+        #: Counted by the gate's SourceGuard as unauthenticated until authenticated or closed.
+        self._admitted = False
+        #: The certificate of the current public key attempt (None for a plain key), and the one
+        #: that proved the candidate identity.
+        self._certificate: Certificate | None = None
+        self._candidate_certificate: Certificate | None = None
+        #: What the login's certificate allows (everything, for other methods).
+        self.restrictions = Restrictions()
         self.lost_reason: str | None = None
         #: Sessions running on this connection now.
         self.sessions = 0
@@ -110,10 +131,47 @@ class _Connection(asyncssh.SSHServer):
         self._conn = conn
         peer = conn.get_extra_info("peername") or ("", 0)
         self.peer = (str(peer[0]), int(peer[1]))
+        refusal = self.gate.guard.admit(self.peer[0])
+        if refusal is not None:
+            self.gate.audit.emit(
+                "connection_refused", remote_addr=self.peer[0], remote_port=self.peer[1], reason=refusal
+            )
+            # Closed before the version exchange, like OpenSSH's MaxStartups: the client sees
+            # "Connection closed by remote host" and the gate has spent nothing on it.
+            conn.abort()
+            return
+        self._admitted = True
         self.gate.connections.add(self)
+        # Always: a certificate then goes to the authenticators' check_certificate (or fails).
+        intercept_certificates(conn, self._certificate_seen)
+
+    def _certificate_seen(self, cert: Certificate | None) -> None:
+        self._certificate = cert
+
+    def _end_unauthenticated(self, exc: Exception | None) -> None:
+        """The connection closed before authenticating: uncount it and penalise its source."""
+        self._admitted = False
+        self.gate.guard.release(self.peer[0])
+        if exc is not None and "Login timeout expired" in str(exc):
+            penalty = Penalty.GRACE_EXCEEDED
+            self.gate.audit.emit("login_timeout", remote_addr=self.peer[0], remote_port=self.peer[1])
+        else:
+            penalty = Penalty.AUTH_FAILURE if self._failures else Penalty.NO_AUTH
+        guard = self.gate.guard
+        guard.penalise(self.peer[0], penalty)
+        self.gate.audit.emit(
+            "source_penalty",
+            remote_addr=self.peer[0],
+            remote_port=self.peer[1],
+            penalty=penalty,
+            failures=self._failures,
+            refused_for=round(guard.penalty(self.peer[0]), 1),
+        )
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.gate.connections.discard(self)
+        if self._admitted:
+            self._end_unauthenticated(exc)
         if exc is not None and "keepalive" in str(exc):
             self.lost_reason = "keepalive_timeout"
             self.gate.audit.emit(
@@ -162,6 +220,17 @@ class _Connection(asyncssh.SSHServer):
         return any(a.ssh_method == "password" for a in self.gate.authenticators)
 
     async def validate_public_key(self, username: str, key: asyncssh.SSHKey) -> bool:
+        cert = self._certificate
+        if cert is not None and cert.key.public_data == key.public_data:
+            accepted = await self._check(
+                "publickey",
+                lambda a, request: a.check_certificate(request, cert),
+                key.get_fingerprint(),
+                audit_method="certificate",
+            )
+            self._candidate_certificate = cert if accepted else None
+            return accepted
+        self._candidate_certificate = None
         return await self._check(
             "publickey", lambda a, request: a.check_public_key(request, key), key.get_fingerprint()
         )
@@ -169,11 +238,34 @@ class _Connection(asyncssh.SSHServer):
     async def validate_password(self, username: str, password: str) -> bool:
         return await self._check("password", lambda a, request: a.check_password(request, password), None)
 
+    # Keyboard-interactive asks one hidden question whose answer goes to the password methods:
+    # OpenSSH's client tries it before "password", and token users paste their JWT there.
+    def kbdint_auth_supported(self) -> bool:
+        return self.password_auth_supported()
+
+    def get_kbdint_challenge(
+        self, username: str, lang: str, submethods: str
+    ) -> tuple[str, str, str, list[tuple[str, bool]]]:
+        return "", "", "", [("Password or token: ", False)]
+
+    async def validate_kbdint_response(self, username: str, responses: Sequence[str]) -> bool:
+        if len(responses) != 1:
+            return False
+        answer = responses[0]
+        return await self._check(
+            "password",
+            lambda a, request: a.check_password(request, answer),
+            None,
+            audit_method="keyboard-interactive",
+        )
+
     async def _check(
         self,
         method: str,
         check: Callable[[Authenticator, AuthRequest], Awaitable[Identity]],
         fingerprint: str | None,
+        *,
+        audit_method: str | None = None,
     ) -> bool:
         request = self._request
         assert request is not None
@@ -185,12 +277,14 @@ class _Connection(asyncssh.SSHServer):
                 try:
                     self._candidate = await check(authenticator, request)
                     return True
+                except NotChecked:
+                    pass
                 except AuthRejected as exc:
                     reasons.append(str(exc))
         self._failures += 1
         self.gate.audit.emit(
             "auth_failure",
-            method=method,
+            method=audit_method or method,
             username=request.username[:MAX_USERNAME_BYTES],
             key_fingerprint=fingerprint,
             remote_addr=self.peer[0],
@@ -207,6 +301,11 @@ class _Connection(asyncssh.SSHServer):
     def auth_completed(self) -> None:
         self.identity = self._candidate
         assert self.identity is not None
+        if self._admitted:
+            self._admitted = False
+            self.gate.guard.release(self.peer[0])
+        if self._candidate_certificate is not None:
+            self.restrictions = Restrictions.of(self._candidate_certificate)
         self.gate.audit.emit(
             "auth_success",
             method=self.identity.method,
@@ -218,26 +317,38 @@ class _Connection(asyncssh.SSHServer):
             **self.identity.attributes,
         )
 
-    def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> bool:
-        self._refuse_forwarding("local", dest_host, dest_port)
-        raise asyncssh.ChannelOpenError(
-            asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED,
-            "sshgate: port forwarding is not supported by this gate yet",
+    def connection_requested(
+        self, dest_host: str, dest_port: int, orig_host: str, orig_port: int
+    ) -> Awaitable[asyncssh.SSHTCPSession[bytes]]:
+        # ssh -L: to the pod's own port through pods/portforward (sshgate.forwarding), never from here.
+        assert self.identity is not None
+        if not self.restrictions.permit_port_forwarding:
+            reason = "port forwarding is not permitted by the certificate (no permit-port-forwarding)"
+            self.gate.audit.emit(
+                "port_forward_refused",
+                kind="local",
+                identity=self.identity.name,
+                host=dest_host,
+                port=dest_port,
+                reason=reason,
+            )
+            raise asyncssh.ChannelOpenError(asyncssh.OPEN_ADMINISTRATIVELY_PROHIBITED, f"sshgate: {reason}")
+        request = ForwardRequest(
+            self.identity, self.login, self.login_error, dest_host, dest_port, orig_host, orig_port
         )
+        return open_forward(self.gate.kube, self.gate.policy, self.gate.audit.emit, request)
 
     def server_requested(self, listen_host: str, listen_port: int) -> bool:
-        self._refuse_forwarding("remote", listen_host, listen_port)
-        return False
-
-    def _refuse_forwarding(self, kind: str, host: str, port: int) -> None:
+        # A global request can only fail, without a message: the audit log says why.
         self.gate.audit.emit(
             "port_forward_refused",
-            kind=kind,
+            kind="remote",
             identity=self.identity.name if self.identity else None,
-            host=host,
-            port=port,
-            reason="port forwarding is not supported yet",
+            host=listen_host,
+            port=listen_port,
+            reason="remote forwarding (ssh -R) is not supported: use ssh -L",
         )
+        return False
 
 
 class _SessionProcess(asyncssh.SSHServerProcess[bytes]):
@@ -249,6 +360,14 @@ class _SessionProcess(asyncssh.SSHServerProcess[bytes]):
 
     def subsystem_requested(self, subsystem: str) -> bool:
         return True
+
+    def pty_requested(
+        self, term_type: str, term_size: tuple[int, int, int, int], term_modes: Mapping[int, int]
+    ) -> bool:
+        owner = self.channel.get_connection().get_owner()
+        if isinstance(owner, _Connection) and not owner.restrictions.permit_pty:
+            return False  # the certificate has no permit-pty: refused, as OpenSSH's sshd does
+        return super().pty_requested(term_type, term_size, term_modes)
 
     def session_started(self) -> None:
         if self.subsystem != "sftp":
@@ -278,6 +397,11 @@ class _SessionRecord:
     pod: str | None = None
     container: str | None = None
     rule_id: str | None = None
+    recording: str | None = None
+    recording_sha256: str | None = None
+    #: What the client asked for when a certificate's force-command replaced it: the command,
+    #: ``subsystem:NAME`` or ``shell``.
+    requested_command: str | None = None
 
     def fields(self) -> dict[str, Any]:
         return {
@@ -291,6 +415,9 @@ class _SessionRecord:
             "command": self.command,
             "pty": self.pty,
             "rule_id": self.rule_id,
+            "recording": self.recording,
+            "recording_sha256": self.recording_sha256,
+            "requested_command": self.requested_command,
         }
 
 
@@ -312,7 +439,16 @@ class Gate:
         self.kube = kube
         self.audit = audit
         self.authenticators: list[Authenticator] = build_authenticators(config)
+        issuing = config.certificates.issue
+        self.issuer = CertificateIssuer(issuing, config.certificates.max_validity) if issuing else None
         self.connections: set[_Connection] = set()
+        limits = config.limits
+        self.guard = SourceGuard(
+            max_total=limits.max_unauthenticated,
+            max_per_source=limits.max_unauthenticated_per_source,
+            penalties=limits.penalties,
+            rate_per_source=limits.connection_rate_per_source,
+        )
         self._sessions = SessionCounter(config.limits.max_sessions_per_user)
         self._bridges: set[Bridge] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -323,6 +459,14 @@ class Gate:
             idle_timeout=limits.idle_timeout,
             max_duration=limits.max_session_duration,
             stdin_eof_grace=limits.stdin_eof_grace,
+        )
+        recording = config.recording
+        self._recorder_settings = RecorderSettings(
+            mode=RecordingMode(recording.mode),
+            capture_input=recording.capture_input,
+            exec_limit=recording.exec_limit,
+            idle_time_limit=recording.idle_time_limit,
+            buffer_limit=recording.buffer_limit,
         )
 
     @classmethod
@@ -337,7 +481,16 @@ class Gate:
                 f"cannot create the recordings folder {config.recordings_dir}: {exc.strerror}"
             ) from None
         kube = await KubeClient.connect(config.kubernetes)
-        gate = cls(config, policy=policy, kube=kube, audit=AuditLog(config.audit_dir))
+        audit = config.audit
+        settings = AuditSettings(
+            file=audit.file, stdout=audit.stdout, rotate_bytes=audit.rotate_bytes, index=audit.index
+        )
+        try:
+            audit_log = AuditLog(config.audit_dir, settings)
+        except BaseException:
+            await kube.close()
+            raise
+        gate = cls(config, policy=policy, kube=kube, audit=audit_log)
         try:
             await gate._listen(host_keys)
         except BaseException:
@@ -428,10 +581,24 @@ class Gate:
         login = connection.login
         target_text = str(login.target) if login is not None and login.target is not None else None
         record = _SessionRecord(identity=identity, pty=tty, command=process.command, target=target_text)
+        forced = connection.restrictions.force_command
+        if forced is not None:
+            # The certificate's force-command replaces exec, shell and subsystem requests alike.
+            record.command = forced
+            record.requested_command = (
+                process.command
+                if process.command is not None
+                else f"subsystem:{process.subsystem}"
+                if process.subsystem is not None
+                else "shell"
+            )
         counted = False
         try:
             if self._closing:
                 raise _SessionEnded("server_shutdown", "the gate is shutting down")
+            if self._is_issue_request(process, connection):
+                await self._issue_certificate(process, connection, record)
+                return
             target = self._target(process, connection)
             if not self._sessions.acquire(identity.name):
                 raise _SessionEnded(
@@ -440,7 +607,11 @@ class Gate:
                     "close one and try again",
                 )
             counted = True
-            await self._exec(process, connection, record, target, tty)
+            transfer = None if forced is not None else transfer_kind(process.subsystem, process.command)
+            if transfer is not None:
+                await self._transfer(process, record, target, transfer)
+            else:
+                await self._exec(process, connection, record, target, tty)
         except _SessionEnded as ended:
             self._end(process.channel, record, GATE_EXIT_STATUS, ended.reason, message=ended.message)
         except asyncio.CancelledError:
@@ -460,15 +631,49 @@ class Gate:
             if counted:
                 self._sessions.release(identity.name)
 
+    def _is_issue_request(self, process: asyncssh.SSHServerProcess[bytes], connection: _Connection) -> bool:
+        """``ssh USER@gate cert < key.pub``: a login without a target asking for a certificate."""
+        login = connection.login
+        return (
+            self.issuer is not None
+            and login is not None
+            and login.target is None
+            and connection.restrictions.force_command is None
+            and is_issue_request(process.command)
+        )
+
+    async def _issue_certificate(
+        self, process: asyncssh.SSHServerProcess[bytes], connection: _Connection, record: _SessionRecord
+    ) -> None:
+        """Sign the public key on stdin for the logged-in user; the certificate goes to stdout."""
+        assert self.issuer is not None and process.command is not None
+        data = b""
+        while len(data) <= MAX_PUBLIC_KEY_BYTES:
+            chunk = await process.stdin.read(4096)
+            if not chunk:
+                break
+            data += chunk
+        where = {"identity": record.identity.name, "remote_addr": connection.peer[0]}
+        try:
+            issued = self.issuer.issue(record.identity, process.command, data)
+        except UserError as exc:
+            self.audit.emit("certificate_refused", **where, reason=str(exc))
+            raise _SessionEnded("certificate_refused", str(exc)) from None
+        facts = describe(issued.certificate)
+        self.audit.emit("certificate_issued", **where, **facts)
+        process.stdout.write(issued.openssh())
+        process.stderr.write(
+            f"sshgate: certificate for {record.identity.name}, serial {issued.serial}, "
+            f"valid until {facts['cert_valid_before']}\n".encode()
+        )
+        process.exit(0)
+
     def _target(self, process: asyncssh.SSHServerProcess[bytes], connection: _Connection) -> Target:
-        """The session's target, or why there is none (file transfer, bad grammar, no target)."""
-        command = process.command or ""
-        if process.subsystem == "sftp":
-            raise _SessionEnded("unsupported_request", _NO_FILE_TRANSFER.format("sftp"))
-        if process.subsystem is not None:
+        """The session's target, or why there is none (unknown subsystem, bad grammar, no target)."""
+        if connection.restrictions.force_command is not None:
+            pass  # what the client asked for is not run at all
+        elif process.subsystem is not None and process.subsystem != "sftp":
             raise _SessionEnded("unsupported_request", f"the {process.subsystem} subsystem is not supported")
-        if command == "scp" or command.startswith("scp "):
-            raise _SessionEnded("unsupported_request", _NO_FILE_TRANSFER.format("scp"))
         if connection.login_error is not None:
             raise _SessionEnded("bad_target", connection.login_error)
         assert connection.login is not None
@@ -480,6 +685,49 @@ class Gate:
             )
         return connection.login.target
 
+    async def _transfer(
+        self,
+        process: asyncssh.SSHServerProcess[bytes],
+        record: _SessionRecord,
+        target: Target,
+        kind: TransferKind,
+    ) -> None:
+        """An sftp or scp session (sshgate.transfer): each file operation is checked and audited."""
+        identity = record.identity
+        pod = target.name if target.kind is TargetKind.POD else None
+        if not self.policy.may_access(identity, target.namespace, pod):
+            self._deny(record, Action.FILE_READ, None)
+        try:
+            resolved = await self.kube.resolve(target, identity)
+            record.namespace, record.pod = resolved.namespace, resolved.pod
+            record.container = resolved.container
+            files = PodFiles(self.kube, resolved.namespace, resolved.pod, resolved.container, identity)
+            cwd = await files.working_dir()
+        except KubeError as exc:
+            self._kube_error(record, exc)
+        except (ToolsMissing, OSError) as exc:
+            raise _SessionEnded("transfer_unavailable", f"no file transfer: {exc}") from None
+        self.audit.emit("session_start", **record.fields(), protocol=kind)
+        where = {"namespace": record.namespace, "pod": record.pod, "container": record.container}
+
+        def emit(event: str, **fields: Any) -> None:
+            self.audit.emit(event, session_id=record.session_id, identity=identity.name, **where, **fields)
+
+        def finished(stats: TransferStats) -> None:
+            self._end(
+                process.channel,
+                record,
+                0,
+                "exited",
+                bytes_in=stats.bytes_in,
+                bytes_out=stats.bytes_out,
+                file_operations=stats.operations,
+                file_denied=stats.denied,
+            )
+
+        context = TransferContext(files, self.policy, identity, resolved.labels, cwd, emit)
+        await serve_transfer(process, kind, context, finished)
+
     async def _exec(
         self,
         process: asyncssh.SSHServerProcess[bytes],
@@ -489,7 +737,7 @@ class Gate:
         tty: bool,
     ) -> None:
         identity = record.identity
-        command = process.command
+        command = record.command
         action = Action.EXEC if command is not None else Action.SHELL
         pod = target.name if target.kind is TargetKind.POD else None
         if not self.policy.may_access(identity, target.namespace, pod):
@@ -514,25 +762,39 @@ class Gate:
         if not decision.allowed:
             self._deny(record, action, decision)
         argv = self._argv(process, decision, command)
+        recorder = self._open_recording(process, record, argv)
+        exit_status: int | None = None
         try:
-            async with self.kube.exec(
-                resolved.namespace,
-                resolved.pod,
-                resolved.container,
-                argv,
-                tty=tty,
-                stdin=True,
-                identity=identity,
-            ) as stream:
-                self.audit.emit("session_start", **record.fields(), protocol=stream.protocol, argv=argv)
-                bridge = Bridge(process, stream, tty=tty, settings=self._bridge_settings)
-                self._bridges.add(bridge)
-                try:
-                    outcome = await bridge.run()
-                finally:
-                    self._bridges.discard(bridge)
-        except KubeError as exc:
-            self._kube_error(record, exc)
+            try:
+                async with self.kube.exec(
+                    resolved.namespace,
+                    resolved.pod,
+                    resolved.container,
+                    argv,
+                    tty=tty,
+                    stdin=True,
+                    identity=identity,
+                ) as stream:
+                    self.audit.emit("session_start", **record.fields(), protocol=stream.protocol, argv=argv)
+                    bridge = Bridge(
+                        process, stream, tty=tty, settings=self._bridge_settings, recorder=recorder
+                    )
+                    if recorder is not None:
+                        recorder.on_failure = lambda error: self._recording_failed(record, bridge, error)
+                    self._bridges.add(bridge)
+                    try:
+                        outcome = await bridge.run()
+                    finally:
+                        self._bridges.discard(bridge)
+                exit_status = outcome.exit_status
+            except KubeError as exc:
+                self._kube_error(record, exc)
+        finally:
+            # Also when the session failed or was cancelled: the file is finished and its digest audited.
+            if recorder is not None:
+                result = await recorder.close(exit_status)
+                if result.error is None:
+                    record.recording_sha256 = result.sha256
         reason: str = outcome.end_reason
         if outcome.end_reason is EndReason.CLIENT_DISCONNECTED and connection.lost_reason:
             reason = connection.lost_reason
@@ -545,6 +807,59 @@ class Gate:
             exec_reason=outcome.exec_reason,
             bytes_in=outcome.bytes_in,
             bytes_out=outcome.bytes_out,
+        )
+
+    def _open_recording(
+        self, process: asyncssh.SSHServerProcess[bytes], record: _SessionRecord, argv: list[str]
+    ) -> Recorder | None:
+        """Start the session's recording; strict mode refuses the session when that fails."""
+        width, height = process.term_size[:2] if record.pty else (0, 0)
+        header = CastHeader(
+            width=width,
+            height=height,
+            timestamp=int(time.time()),
+            title=f"{record.identity.name} on {record.namespace}/{record.pod}/{record.container}",
+            command=record.command,
+            term=process.term_type,
+            shell=argv[-3] if argv[-2:-1] == ["-c"] else None,
+            idle_time_limit=self._recorder_settings.idle_time_limit,
+        )
+        try:
+            recorder = Recorder.open(
+                self.config.recordings_dir,
+                record.session_id,
+                header,
+                tty=record.pty,
+                settings=self._recorder_settings,
+            )
+        except RecordingError as exc:
+            self._audit_recording_error(record, str(exc))
+            if self._recorder_settings.mode is RecordingMode.STRICT:
+                raise _SessionEnded(
+                    "recording_failed",
+                    "session refused: the gate cannot record it (recording is required; the audit log says why)",
+                ) from None
+            return None
+        record.recording = str(recorder.path)
+        return recorder
+
+    def _recording_failed(self, record: _SessionRecord, bridge: Bridge, error: str) -> None:
+        """The recording broke mid-session: strict mode ends the session, best effort carries on."""
+        self._audit_recording_error(record, error)
+        if self._recorder_settings.mode is RecordingMode.STRICT:
+            bridge.stop(
+                EndReason.RECORDING_FAILED,
+                "session ended: the gate can no longer record it (recording is required; the audit log says why)",
+            )
+
+    def _audit_recording_error(self, record: _SessionRecord, error: str) -> None:
+        self.audit.emit(
+            "recording_error",
+            session_id=record.session_id,
+            identity=record.identity.name,
+            mode=self._recorder_settings.mode,
+            recording=record.recording,
+            error=error,
         )
 
     def _argv(

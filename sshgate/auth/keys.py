@@ -7,12 +7,15 @@ key must be one of alice's; with ``ns/pod`` the key alone says who it is.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import asyncssh
 
 from sshgate.auth.base import Authenticator, AuthRejected, AuthRequest
-from sshgate.config import User
 from sshgate.identity import Identity
+
+if TYPE_CHECKING:  # sshgate.config imports the settings of the auth modules
+    from sshgate.config import User
 
 
 class KeyAuthenticator(Authenticator):

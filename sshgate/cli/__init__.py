@@ -33,12 +33,17 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from sshgate.cli import devcluster, policy, serve
+    from sshgate.cli import ca, devcluster, policy, serve
 
+    cli.add_command(ca.group)
     cli.add_command(devcluster.command)
     cli.add_command(policy.group)
     cli.add_command(serve.serve)
     cli.add_command(serve.demo)
+    from sshgate.cli import audit, sessions
+
+    cli.add_command(audit.group)
+    cli.add_command(sessions.group)
 
 
 _register()

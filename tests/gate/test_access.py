@@ -77,18 +77,18 @@ def test_too_many_authentication_failures_disconnects(gate: Gate, tmp_path: Path
     assert max(e["attempt"] for e in gate.events("auth_failure", remote_port=port)) == 6
 
 
-def test_no_target_and_file_transfer_are_explained(gate: Gate) -> None:
+def test_no_target_and_unknown_subsystems_are_explained(gate: Gate) -> None:
     bare = gate.ssh("alice", "true")
     assert bare.returncode == 255
     assert _lines(bare) == [
         "sshgate: no target in the user name: use ssh alice+NAMESPACE/POD[/CONTAINER]@gate (or NAMESPACE/POD@gate)"
     ]
     sftp = gate.ssh("default/web-0", "sftp", options=["-s"])
-    assert sftp.returncode == 255 and sftp.stdout == b""
-    assert _lines(sftp) == ["sshgate: file transfer (sftp) is not supported by this gate yet"]
-    legacy_scp = gate.ssh("default/web-0", "scp -t /tmp")
-    assert legacy_scp.returncode == 255
-    assert _lines(legacy_scp) == ["sshgate: file transfer (scp) is not supported by this gate yet"]
+    assert sftp.returncode == 0 and sftp.stdout == b""  # end-of-file before the SFTP greeting
+    assert gate.events("session_start", protocol="sftp", target="default/web-0")
+    other = gate.ssh("default/web-0", "other", options=["-s"])
+    assert other.returncode == 255
+    assert _lines(other) == ["sshgate: the other subsystem is not supported"]
     assert gate.events("session_end", end_reason="unsupported_request", target="default/web-0")
 
 
@@ -105,11 +105,11 @@ def test_restricted_rule_runs_argv_without_a_shell(gate: Gate) -> None:
     assert _lines(chained)[0].startswith("sshgate: command refused: shell syntax ';' is not allowed")
 
 
-def test_port_forwarding_is_refused_with_a_reason(gate: Gate) -> None:
+def test_port_forwarding_without_a_rule_is_refused_with_a_reason(gate: Gate) -> None:
     result = gate.ssh("default/web-0", options=["-o", "LogLevel=INFO", "-W", "127.0.0.1:80"])
     assert result.returncode == 255
     assert (
-        b"administratively prohibited: sshgate: port forwarding is not supported by this gate yet"
+        b"administratively prohibited: sshgate: access denied: no policy rule allows forwarding port 80 on default/web-0/app"
         in result.stderr
     )
     assert gate.events("port_forward_refused", host="127.0.0.1", port=80)[-1]["identity"] == "alice"

@@ -74,7 +74,10 @@ def test_users_file_and_authorized_keys_file(tmp_path: Path, pubkeys: dict[str, 
     [
         ("listen: {port: 70000}\n", "gate.yaml:1: listen.port: Input should be less than or equal to 65535"),
         ("limits:\n  idle_timout: 5\n", "gate.yaml:2: limits.idle_timout: unknown key"),
-        ("auth: {methods: [ldap]}\n", "gate.yaml:1: auth.methods[0]: Input should be 'publickey'"),
+        (
+            "auth: {methods: [kerberos]}\n",
+            "gate.yaml:1: auth.methods[0]: Input should be 'publickey', 'certificate', 'ldap', 'ldap_keys' or 'token'",
+        ),
         (
             "users:\n  - name: alice\n    authorized_keys: [nonsense]\n",
             "gate.yaml:3: users[0].authorized_keys: not an OpenSSH public key",
