@@ -43,6 +43,9 @@ from typing import Any
 import pytest
 import yaml
 
+#: The gate test kit (sshgate serve + OpenSSH client) serves every suite; see tests/gatekit.py.
+pytest_plugins = ["tests.gatekit"]
+
 #: Pods for tests that do not bring their own: alice (group devs) may exec in ``default`` only;
 #: ``gate`` may impersonate users and groups, like a gate's service account.
 DEFAULT_PODS = """\

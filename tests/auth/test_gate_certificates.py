@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.auth.conftest import StartGate, start_auth_gate
+from tests.auth.conftest import StartGate
 from tests.conftest import DevClusterProcess
-from tests.gate.conftest import Gate, Keys, _keygen, _stop
+from tests.gatekit import Gate, Keys, keygen, start_gate, stop_process
 
 
 class CA:
@@ -18,9 +18,9 @@ class CA:
 
     def __init__(self, directory: Path) -> None:
         self.dir = directory
-        self.key = _keygen(directory / "user_ca")
-        self.other = _keygen(directory / "other_ca")
-        self.carol = _keygen(directory / "carol")
+        self.key = keygen(directory / "user_ca")
+        self.other = keygen(directory / "other_ca")
+        self.carol = keygen(directory / "carol")
         self.count = 0
 
     def public(self) -> str:
@@ -44,17 +44,17 @@ def ca(tmp_path_factory: pytest.TempPathFactory) -> CA:
 
 @pytest.fixture(scope="module")
 def gate(
-    tmp_path_factory: pytest.TempPathFactory, auth_cluster: DevClusterProcess, auth_keys: Keys, ca: CA
+    tmp_path_factory: pytest.TempPathFactory, cluster: DevClusterProcess, keys: Keys, ca: CA
 ) -> Iterator[Gate]:
-    gate = start_auth_gate(
+    gate = start_gate(
         tmp_path_factory.mktemp("certgate"),
-        auth_cluster,
-        auth_keys,
+        cluster,
+        keys,
         auth={"methods": ["publickey", "certificate"]},
         certificates={"user_ca_keys": [ca.public()], "revoked_serials": [666]},
     )
     yield gate
-    _stop(gate.proc)
+    stop_process(gate.proc)
 
 
 def ssh(
@@ -202,8 +202,8 @@ def test_port_forwarding_needs_the_permission(gate: Gate, ca: CA) -> None:
     assert refused["identity"] == "alice" and "permit-port-forwarding" in refused["reason"]
 
 
-def test_without_the_certificate_method_certificates_do_not_log_in(start_gate: StartGate, ca: CA) -> None:
-    plain = start_gate()  # publickey only
+def test_without_the_certificate_method_certificates_do_not_log_in(gate_factory: StartGate, ca: CA) -> None:
+    plain = gate_factory()  # publickey only
     result = ssh(plain, ca, ca.sign("-n", "alice", "-V", "-5m:+1h"), "alice+default/web-0", "true")
     assert result.returncode == 255 and b"Permission denied" in result.stderr
     assert (

@@ -11,7 +11,7 @@ import asyncssh
 import pytest
 
 from tests.auth.conftest import StartGate
-from tests.gate.conftest import Gate
+from tests.gatekit import Gate
 
 
 async def _connect(gate: Gate, source: str, **options: object) -> asyncssh.SSHClientConnection:
@@ -60,8 +60,8 @@ async def _ssh_audit(gate: Gate, *options: str) -> tuple[int | None, bytes]:
     return proc.returncode, out
 
 
-async def test_ssh_audit_finds_no_failure(start_gate: StartGate) -> None:
-    gate = start_gate()
+async def test_ssh_audit_finds_no_failure(gate_factory: StartGate) -> None:
+    gate = gate_factory()
     returncode, out = await _ssh_audit(gate, "-j", "--skip-rate-test")
     # 0 good, 1 connection error, 2 warnings (curve25519 has no post-quantum protection), 3 failures
     assert returncode in (0, 2), out
@@ -73,19 +73,19 @@ async def test_ssh_audit_finds_no_failure(start_gate: StartGate) -> None:
     assert {k["algorithm"] for k in report["key"]} <= {"ssh-ed25519", "rsa-sha2-256", "rsa-sha2-512"}
 
 
-async def test_connection_rate_is_throttled_per_source(start_gate: StartGate) -> None:
+async def test_connection_rate_is_throttled_per_source(gate_factory: StartGate) -> None:
     # DHEat (CVE-2002-20001): ssh-audit's rate test wants fewer than 20 connections/s per source.
-    gate = start_gate(limits={"penalties": {"exempt": []}})
+    gate = gate_factory(limits={"penalties": {"exempt": []}})
     returncode, out = await _ssh_audit(gate)
     assert returncode in (0, 2), out
     assert b"DHEat" not in out
     assert any("connections per second" in e["reason"] for e in gate.events("connection_refused"))
-    loose = start_gate()  # loopback is exempt by default, so ssh-audit's test floods it
+    loose = gate_factory()  # loopback is exempt by default, so ssh-audit's test floods it
     assert b"Potentially insufficient connection throttling" in (await _ssh_audit(loose))[1]
 
 
-async def test_brute_force_on_one_connection_is_cut_off(start_gate: StartGate) -> None:
-    gate = start_gate()
+async def test_brute_force_on_one_connection_is_cut_off(gate_factory: StartGate) -> None:
+    gate = gate_factory()
     with pytest.raises(asyncssh.DisconnectError) as caught:
         await _connect(gate, "127.0.0.11", username="alice", client_keys=_random_keys(20))
     assert caught.value.code == asyncssh.DISC_NO_MORE_AUTH_METHODS_AVAILABLE
@@ -95,8 +95,8 @@ async def test_brute_force_on_one_connection_is_cut_off(start_gate: StartGate) -
     assert all(f["reason"].startswith("unknown key SHA256:") for f in failures)
 
 
-async def test_repeated_failures_penalise_the_source_only(start_gate: StartGate) -> None:
-    gate = start_gate(limits={"penalties": {"authfail": 5, "min": 9, "max": 60, "exempt": []}})
+async def test_repeated_failures_penalise_the_source_only(gate_factory: StartGate) -> None:
+    gate = gate_factory(limits={"penalties": {"authfail": 5, "min": 9, "max": 60, "exempt": []}})
     for n in (1, 2):  # 2 failed connections x 5 s reach the 9 s from which a source is refused
         with pytest.raises(asyncssh.DisconnectError):
             await _connect(gate, "127.0.0.12", username="alice", client_keys=_random_keys(6))
@@ -110,8 +110,8 @@ async def test_repeated_failures_penalise_the_source_only(start_gate: StartGate)
     assert await _login(gate, "127.0.0.13") == "ok\n"
 
 
-async def test_penalty_expires(start_gate: StartGate) -> None:
-    gate = start_gate(limits={"penalties": {"authfail": 1, "min": 1, "max": 1, "exempt": []}})
+async def test_penalty_expires(gate_factory: StartGate) -> None:
+    gate = gate_factory(limits={"penalties": {"authfail": 1, "min": 1, "max": 1, "exempt": []}})
     with pytest.raises(asyncssh.DisconnectError):
         await _connect(gate, "127.0.0.14", username="alice", client_keys=_random_keys(6))
     await _penalised(gate, "127.0.0.14", 1)
@@ -142,8 +142,8 @@ async def _hold(gate: Gate, source: str) -> tuple[asyncio.StreamReader, asyncio.
     return reader, writer
 
 
-async def test_flood_from_one_source_does_not_lock_out_others(start_gate: StartGate) -> None:
-    gate = start_gate(
+async def test_flood_from_one_source_does_not_lock_out_others(gate_factory: StartGate) -> None:
+    gate = gate_factory(
         limits={
             "max_unauthenticated": 15,
             "max_unauthenticated_per_source": 10,

@@ -14,10 +14,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from sshgate.ca import create_ca
-from tests.auth.conftest import start_auth_gate
 from tests.auth.slapd import BASE, PASSWORD, Slapd
 from tests.conftest import DevClusterProcess
-from tests.gate.conftest import Gate, Keys, _keygen, _stop
+from tests.gatekit import Gate, Keys, keygen, start_gate, stop_process
 
 ISSUER, AUDIENCE = "https://idp.example.org", "sshgate"
 #: sshpass's exit status when the password was not accepted.
@@ -39,8 +38,8 @@ def signing_key() -> ed25519.Ed25519PrivateKey:
 @pytest.fixture(scope="module")
 def gate(
     tmp_path_factory: pytest.TempPathFactory,
-    auth_cluster: DevClusterProcess,
-    auth_keys: Keys,
+    cluster: DevClusterProcess,
+    keys: Keys,
     slapd: Slapd,
     signing_key: ed25519.Ed25519PrivateKey,
 ) -> Iterator[Gate]:
@@ -50,10 +49,10 @@ def gate(
     )
     (directory / "issuer.pem").write_bytes(pem)
     ca = create_ca(directory / "user_ca")
-    gate = start_auth_gate(
+    gate = start_gate(
         directory,
-        auth_cluster,
-        auth_keys,
+        cluster,
+        keys,
         auth={"methods": ["publickey", "certificate", "ldap", "token"]},
         certificates={
             "user_ca_keys": [ca.export_public_key().decode()],
@@ -74,7 +73,7 @@ def gate(
         },
     )
     yield gate
-    _stop(gate.proc)
+    stop_process(gate.proc)
 
 
 def password_ssh(
@@ -198,7 +197,7 @@ async def test_password_brute_force_on_one_connection(gate: Gate) -> None:
 
 
 def test_self_service_certificate(gate: Gate, tmp_path: Path) -> None:
-    key = _keygen(tmp_path / "laptop")
+    key = keygen(tmp_path / "laptop")
     pub = (tmp_path / "laptop.pub").read_bytes()
     argv = gate.ssh_argv(
         "ALICE",

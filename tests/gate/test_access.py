@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.gate.conftest import Gate
+from tests.gatekit import Gate
 
 
 def _lines(result: subprocess.CompletedProcess[bytes]) -> list[str]:

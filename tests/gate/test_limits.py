@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import DevClusterProcess, StartDevCluster
-from tests.gate.conftest import PODS, Gate, Keys, _stop, start_gate
+from tests.gatekit import PODS, Gate, Keys, start_gate, stop_process
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def limited_gate(
         limits={"idle_timeout": 1.5, "max_session_duration": 3, "max_sessions_per_user": 1},
     )
     yield gate
-    _stop(gate.proc)
+    stop_process(gate.proc)
 
 
 def test_idle_session_is_ended(limited_gate: Gate) -> None:
@@ -64,7 +64,7 @@ def v4_gate(
     old = start_devcluster(PODS, "--kube-version", "1.29")
     gate = start_gate(tmp_path_factory.mktemp("gate129"), old, keys, limits={"stdin_eof_grace": 1})
     yield gate
-    _stop(gate.proc)
+    stop_process(gate.proc)
 
 
 def test_v4_cluster_runs_commands_and_never_hangs_on_stdin_eof(v4_gate: Gate) -> None:
@@ -94,6 +94,6 @@ def test_stopping_the_gate_ends_sessions_cleanly(
         assert ssh.returncode == 255 and stderr == b"sshgate: the gate is shutting down\n"
         assert gate.proc.wait(timeout=30) == 0
     finally:
-        _stop(gate.proc)
+        stop_process(gate.proc)
     assert gate.events()[-1]["event"] == "server_stop"
     assert gate.events("session_end", command="echo started; sleep 60")[-1]["end_reason"] == "server_shutdown"

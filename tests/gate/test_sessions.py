@@ -9,8 +9,8 @@ import signal
 import subprocess
 from pathlib import Path
 
-from tests.gate.conftest import Gate
 from tests.gate.helpers import Terminal, wait_until
+from tests.gatekit import Gate
 
 
 def test_interactive_pty_follows_window_size(gate: Gate) -> None:

@@ -10,29 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-from sshgate.hostkeys import known_hosts_line, load_host_keys
 from tests.conftest import DevClusterProcess
-from tests.gate.conftest import Gate, Keys, _stop, _wait_for_line, cluster, keys, start_gate
-
-__all__ = ["cluster", "keys"]  # fixtures shared with tests/gate
-
-
-def serve(gate_dir: Path, keys: Keys, preexec_fn: Callable[[], None] | None = None) -> Gate:
-    """``sshgate serve`` on the config already in ``gate_dir`` (written by :func:`start_gate`)."""
-    argv = [sys.executable, "-m", "sshgate", "serve", "--config", str(gate_dir / "gate.yaml")]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, preexec_fn=preexec_fn)
-    try:
-        line = _wait_for_line(proc, "sshgate listening on")
-    except BaseException:
-        _stop(proc)
-        raise
-    port = int(line.strip().rsplit(":", 1)[1])
-    gate = Gate(gate_dir, port, keys, proc)
-    (host_key,) = load_host_keys([gate_dir / "host_key"])
-    gate.known_hosts.write_text(known_hosts_line(host_key, "127.0.0.1", port))
-    return gate
+from tests.gatekit import Gate, Keys, start_gate, stop_process
 
 
 def configured_gate(
@@ -43,10 +23,7 @@ def configured_gate(
     preexec_fn: Callable[[], None] | None = None,
 ) -> Gate:
     """The tests' standard gate with ``config`` merged into its gate.yaml."""
-    _stop(start_gate(directory, cluster, keys).proc)  # writes gate.yaml, the policy and the host key
-    path = directory / "gate.yaml"
-    path.write_text(yaml.safe_dump({**yaml.safe_load(path.read_text()), **config}))
-    return serve(directory, keys, preexec_fn)
+    return start_gate(directory, cluster, keys, preexec_fn=preexec_fn, **config)
 
 
 def sshgate(*args: str) -> subprocess.CompletedProcess[bytes]:
@@ -61,4 +38,4 @@ def rec_gate(
 ) -> Iterator[Gate]:
     gate = start_gate(tmp_path_factory.mktemp("recgate"), cluster, keys)
     yield gate
-    _stop(gate.proc)
+    stop_process(gate.proc)

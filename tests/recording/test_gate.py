@@ -15,9 +15,9 @@ import pytest
 
 from sshgate.recording import read_cast
 from tests.conftest import DevClusterProcess
-from tests.gate.conftest import Gate, Keys, _stop
 from tests.gate.helpers import Terminal, wait_until
-from tests.recording.conftest import configured_gate, serve, sshgate
+from tests.gatekit import Gate, Keys, serve_gate, stop_process
+from tests.recording.conftest import configured_gate, sshgate
 from tests.recording.players import cat_22, cat_24, play_22
 
 JAPANESE = "日本語"
@@ -139,11 +139,11 @@ def test_kill_9_leaves_a_playable_recording_and_a_valid_trail(
     assert played.returncode == 0 and b"MARK-42" in played.stdout and b"cut-off" not in played.stdout
     assert b"last line is cut off" in played.stderr
     # ...and the restarted gate carries the chain on.
-    gate = serve(gate.dir, keys)
+    gate = serve_gate(gate.dir, keys)
     try:
         assert gate.ssh("default/web-0", "true").returncode == 0
     finally:
-        _stop(gate.proc)
+        stop_process(gate.proc)
     verified = sshgate("audit", "verify", "--config", config, "--no-recordings")
     assert verified.returncode == 0 and b"OK: " in verified.stdout, verified.stdout
 
@@ -177,7 +177,7 @@ def test_recording_that_cannot_start(
             assert (result.returncode, result.stdout) == (0, b"ran\n")
             assert end["end_reason"] == "exited" and "recording" not in end
     finally:
-        _stop(gate.proc)
+        stop_process(gate.proc)
 
 
 def _small_files() -> None:
@@ -210,4 +210,4 @@ def test_recording_that_fails_midway(
         assert all(line.endswith(b"\n") for line in lines)  # cut back to whole lines
         json.loads(lines[-1])
     finally:
-        _stop(gate.proc)
+        stop_process(gate.proc)

@@ -8,18 +8,14 @@ below ``/srv``. ``files-0/nosh`` has no ``sh`` on its PATH, standing in for a di
 from __future__ import annotations
 
 import subprocess
-import sys
-import textwrap
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import yaml
 
-from sshgate.hostkeys import known_hosts_line, load_host_keys
 from tests.conftest import DevClusterProcess, StartDevCluster
-from tests.gate.conftest import Gate, Keys, _keygen, _stop, _wait_for_line
+from tests.gatekit import Gate, Keys, start_gate, stop_process
 
 PODS = """
 users:
@@ -119,48 +115,20 @@ class TransferGate(Gate):
 
 
 @pytest.fixture(scope="session")
-def transfer_keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
-    d = tmp_path_factory.mktemp("transferkeys")
-    return Keys(d, _keygen(d / "alice"), _keygen(d / "bob"), _keygen(d / "stranger"))
-
-
-@pytest.fixture(scope="session")
 def transfer_cluster(start_devcluster: StartDevCluster) -> DevClusterProcess:
     return start_devcluster(PODS)
 
 
 def start_transfer_gate(directory: Path, cluster: DevClusterProcess, keys: Keys) -> TransferGate:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "policy.yaml").write_text(textwrap.dedent(POLICY))
-    config = {
-        "listen": {"host": "127.0.0.1", "port": 0},
-        "host_keys": ["host_key"],
-        "kubernetes": {"kubeconfig": str(cluster.kubeconfig)},
-        "policy_files": ["policy.yaml"],
-        "users": [
-            {"name": "alice", "groups": ["devs"], "authorized_keys": [keys.public(keys.alice)]},
-            {"name": "bob", "authorized_keys": [keys.public(keys.bob)]},
-        ],
-    }
-    (directory / "gate.yaml").write_text(yaml.safe_dump(config))
-    (host_key,) = load_host_keys([directory / "host_key"])
-    argv = [sys.executable, "-m", "sshgate", "serve", "--config", str(directory / "gate.yaml")]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-    try:
-        line = _wait_for_line(proc, "sshgate listening on")
-    except BaseException:
-        _stop(proc)
-        raise
-    port = int(line.strip().rsplit(":", 1)[1])
-    gate = TransferGate(directory, port, keys, proc)
-    gate.known_hosts.write_text(known_hosts_line(host_key, "127.0.0.1", port))
+    gate = start_gate(directory, cluster, keys, policy=POLICY, gate_class=TransferGate)
+    assert isinstance(gate, TransferGate)
     return gate
 
 
 @pytest.fixture(scope="session")
 def tgate(
-    tmp_path_factory: pytest.TempPathFactory, transfer_cluster: DevClusterProcess, transfer_keys: Keys
+    tmp_path_factory: pytest.TempPathFactory, transfer_cluster: DevClusterProcess, keys: Keys
 ) -> Iterator[TransferGate]:
-    running = start_transfer_gate(tmp_path_factory.mktemp("tgate"), transfer_cluster, transfer_keys)
+    running = start_transfer_gate(tmp_path_factory.mktemp("tgate"), transfer_cluster, keys)
     yield running
-    _stop(running.proc)
+    stop_process(running.proc)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import DevClusterProcess, StartDevCluster
-from tests.gate.conftest import Keys, _stop
+from tests.gatekit import Keys, stop_process
 from tests.transfer.conftest import PODS, TransferGate, start_transfer_gate
 
 ALICE = "alice+default/files-0"
@@ -168,11 +168,11 @@ def _peak_rss(pid: int) -> int:
 
 
 def test_uploads_on_a_cluster_without_stdin_eof_are_refused_with_a_reason(
-    start_devcluster: StartDevCluster, transfer_keys: Keys, tmp_path: Path
+    start_devcluster: StartDevCluster, keys: Keys, tmp_path: Path
 ) -> None:
     """Kubernetes < 1.30 (exec v4) cannot end a command's stdin, so an upload could never finish."""
     cluster = start_devcluster(PODS, "--kube-version", "1.29")
-    gate = start_transfer_gate(tmp_path / "gate", cluster, transfer_keys)
+    gate = start_transfer_gate(tmp_path / "gate", cluster, keys)
     try:
         (gate.pod_root(cluster) / "tmp" / "there").write_bytes(b"downloads still work\n")
         down = gate.scp(ALICE, "127.0.0.1:/tmp/there", str(tmp_path / "there"))
@@ -182,7 +182,7 @@ def test_uploads_on_a_cluster_without_stdin_eof_are_refused_with_a_reason(
         assert b"sshgate: uploads need Kubernetes 1.30 or later" in up.stderr
         assert not (gate.pod_root(cluster) / "tmp" / "back").exists()
     finally:
-        _stop(gate.proc)
+        stop_process(gate.proc)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -1,9 +1,10 @@
-"""Fixtures for the gate's end-to-end tests: a dev cluster, ``sshgate serve`` and the OpenSSH client.
+"""The gate test kit: ``sshgate serve`` in front of a dev cluster, driven with the OpenSSH client.
 
-Everything runs as real processes on 127.0.0.1 with ephemeral ports. The dev cluster (v1.33, from the
-shared ``start_devcluster`` factory in tests/conftest.py) and the default gate are shared by the
-whole session; tests needing other limits or a v1.29 cluster start their own gate (about half a
-second) with :func:`start_gate`.
+Loaded as a pytest plugin by tests/conftest.py, so its fixtures serve every suite: ``keys`` (alice, bob
+and a stranger's ed25519 keys), ``cluster`` (a v1.33 dev cluster with :data:`PODS`) and ``gate`` (one
+``sshgate serve`` on port 0 with users alice and bob and :data:`POLICY`), all shared by the session.
+Tests that need other limits, another cluster or another config start their own gate with
+:func:`start_gate` (about half a second) and stop it with :func:`stop_process`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,7 @@ rules:
 """
 
 
-def _keygen(path: Path) -> Path:
+def keygen(path: Path) -> Path:
     subprocess.run(
         ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", path.name, "-f", str(path)], check=True
     )
@@ -92,10 +93,10 @@ class Keys:
 @pytest.fixture(scope="session")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> Keys:
     d = tmp_path_factory.mktemp("sshkeys")
-    return Keys(d, _keygen(d / "alice"), _keygen(d / "bob"), _keygen(d / "stranger"))
+    return Keys(d, keygen(d / "alice"), keygen(d / "bob"), keygen(d / "stranger"))
 
 
-def _wait_for_line(proc: subprocess.Popen[str], marker: str) -> str:
+def wait_for_line(proc: subprocess.Popen[str], marker: str) -> str:
     assert proc.stdout is not None
     for line in proc.stdout:
         if marker in line:
@@ -104,7 +105,7 @@ def _wait_for_line(proc: subprocess.Popen[str], marker: str) -> str:
     raise AssertionError(f"{proc.args[:4]} exited with {proc.returncode} before printing {marker!r}")
 
 
-def _stop(proc: subprocess.Popen[str]) -> None:
+def stop_process(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -177,12 +178,45 @@ class Gate:
         ]
 
 
-def start_gate(
-    directory: Path, cluster: DevClusterProcess, keys: Keys, *, limits: dict[str, Any] | None = None
+def serve_gate(
+    directory: Path,
+    keys: Keys,
+    *,
+    gate_class: type[Gate] = Gate,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> Gate:
-    """``sshgate serve`` on port 0 in front of ``cluster``, with users alice and bob and the test policy."""
+    """Run ``sshgate serve`` on ``directory/gate.yaml``, wait until it listens, trust its host key."""
+    argv = [sys.executable, "-m", "sshgate", "serve", "--config", str(directory / "gate.yaml")]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, preexec_fn=preexec_fn)
+    try:
+        line = wait_for_line(proc, "sshgate listening on")
+    except BaseException:
+        stop_process(proc)
+        raise
+    port = int(line.strip().rsplit(":", 1)[1])
+    gate = gate_class(directory, port, keys, proc)
+    (host_key,) = load_host_keys([directory / "host_key"])
+    gate.known_hosts.write_text(known_hosts_line(host_key, "127.0.0.1", port))
+    return gate
+
+
+def start_gate(
+    directory: Path,
+    cluster: DevClusterProcess,
+    keys: Keys,
+    *,
+    limits: dict[str, Any] | None = None,
+    policy: str = POLICY,
+    gate_class: type[Gate] = Gate,
+    preexec_fn: Callable[[], None] | None = None,
+    **sections: Any,
+) -> Gate:
+    """``sshgate serve`` on port 0 in front of ``cluster``, with users alice and bob and ``policy``.
+
+    ``sections`` add or replace top-level sections of gate.yaml (``recording=``, ``auth=``...).
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "policy.yaml").write_text(textwrap.dedent(POLICY))
+    (directory / "policy.yaml").write_text(textwrap.dedent(policy))
     config = {
         "listen": {"host": "127.0.0.1", "port": 0},
         "host_keys": ["host_key"],
@@ -193,24 +227,14 @@ def start_gate(
             {"name": "bob", "authorized_keys": [keys.public(keys.bob)]},
         ],
         "limits": limits or {},
+        **sections,
     }
     (directory / "gate.yaml").write_text(yaml.safe_dump(config))
-    (host_key,) = load_host_keys([directory / "host_key"])
-    argv = [sys.executable, "-m", "sshgate", "serve", "--config", str(directory / "gate.yaml")]
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-    try:
-        line = _wait_for_line(proc, "sshgate listening on")
-    except BaseException:
-        _stop(proc)
-        raise
-    port = int(line.strip().rsplit(":", 1)[1])
-    gate = Gate(directory, port, keys, proc)
-    gate.known_hosts.write_text(known_hosts_line(host_key, "127.0.0.1", port))
-    return gate
+    return serve_gate(directory, keys, gate_class=gate_class, preexec_fn=preexec_fn)
 
 
 @pytest.fixture(scope="session")
 def gate(tmp_path_factory: pytest.TempPathFactory, cluster: DevClusterProcess, keys: Keys) -> Iterator[Gate]:
     running = start_gate(tmp_path_factory.mktemp("gate"), cluster, keys)
     yield running
-    _stop(running.proc)
+    stop_process(running.proc)
