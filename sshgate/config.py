@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from sshgate.audit import AuditSettings
 from sshgate.auth.certificates import CertificateSettings
 from sshgate.auth.ldap import LdapSettings
 
@@ -212,6 +213,12 @@ class Audit(_Strict):
     stdout: bool = False
     rotate_bytes: int = Field(100 * 1024 * 1024, ge=0)
     index: bool = True
+
+    def settings(self) -> AuditSettings:
+        """The writer's settings for this section."""
+        return AuditSettings(
+            file=self.file, stdout=self.stdout, rotate_bytes=self.rotate_bytes, index=self.index
+        )
 
     @model_validator(mode="after")
     def _somewhere(self) -> Audit:

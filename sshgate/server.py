@@ -24,7 +24,7 @@ from typing import Any, NoReturn, cast
 
 import asyncssh
 
-from sshgate.audit import AuditLog, AuditSettings
+from sshgate.audit import AuditLog
 from sshgate.auth import Authenticator, AuthRejected, AuthRequest, NotChecked, build_authenticators
 from sshgate.auth.certificates import Certificate, Restrictions, describe, intercept_certificates
 from sshgate.bridge import GATE_EXIT_STATUS, Bridge, BridgeSettings, EndReason
@@ -481,12 +481,8 @@ class Gate:
                 f"cannot create the recordings folder {config.recordings_dir}: {exc.strerror}"
             ) from None
         kube = await KubeClient.connect(config.kubernetes)
-        audit = config.audit
-        settings = AuditSettings(
-            file=audit.file, stdout=audit.stdout, rotate_bytes=audit.rotate_bytes, index=audit.index
-        )
         try:
-            audit_log = AuditLog(config.audit_dir, settings)
+            audit_log = AuditLog(config.audit_dir, config.audit.settings())
         except BaseException:
             await kube.close()
             raise

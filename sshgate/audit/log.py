@@ -13,10 +13,16 @@ silently. A last record that is complete but damaged stops the gate from startin
 
 Events are written synchronously, one ``write()`` per line on an ``O_APPEND`` descriptor: they are
 small, and when :meth:`AuditLog.emit` returns the event is in the file, even if the gate is killed.
+
+Several processes may write to one folder (the gate, and ``sshgate ca sign`` auditing a certificate
+it issued): each event is written under an exclusive lock on ``.lock`` in the folder, and a writer
+that finds the file grown or rotated by another first reads the chain's head from disk.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
 import os
 import sys
@@ -34,6 +40,7 @@ logger = logging.getLogger(__name__)
 
 AUDIT_FILE_NAME = "audit.jsonl"
 INDEX_FILE_NAME = "index.sqlite3"
+LOCK_FILE_NAME = ".lock"
 _ROTATED_GLOB = "audit.*.jsonl"
 #: Bytes read from the end of a file to find its last record; larger records are read whole.
 _TAIL_BLOCK = 1 << 20
@@ -118,6 +125,7 @@ class AuditLog:
         self.settings = settings or AuditSettings()
         self.path = directory / AUDIT_FILE_NAME
         self._fd: int | None = None
+        self._lock_fd: int | None = None
         self._size = 0
         self.seq, self.head = 0, GENESIS
         #: Events that could not be written to the file (also logged as errors).
@@ -128,8 +136,12 @@ class AuditLog:
         if self.settings.file:
             try:
                 directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-                repaired = self._resume()
-                self._open()
+                self._lock_fd = os.open(
+                    directory / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600
+                )
+                with self._locked():
+                    repaired = self._resume(repair=True)
+                    self._open()
             except OSError as exc:
                 raise ConfigError(f"cannot open the audit log {self.path}: {exc.strerror or exc}") from None
             if self.settings.index:
@@ -142,8 +154,37 @@ class AuditLog:
                 dropped=repaired.decode("ascii", "backslashreplace"),
             )
 
-    def _resume(self) -> bytes | None:
-        """Continue the chain on disk; remove (and return) a cut-off last line of ``audit.jsonl``."""
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Hold the folder's writer lock (a no-op without a file sink)."""
+        if self._lock_fd is None:
+            yield
+            return
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _follow(self) -> None:
+        """Catch up with other writers: reopen a file they rotated, read the head they appended."""
+        assert self._fd is not None
+        try:
+            current = os.stat(self.path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current != os.fstat(self._fd).st_ino:
+            os.close(self._fd)
+            self._fd = None
+            self._open()
+            self._resume(repair=False)
+        elif os.fstat(self._fd).st_size != self._size:
+            self._resume(repair=False)
+            self._size = os.fstat(self._fd).st_size
+
+    def _resume(self, *, repair: bool) -> bytes | None:
+        """Continue the chain on disk; with ``repair``, remove (and return) a cut-off last line of
+        ``audit.jsonl`` (only at start: while running, every writer writes whole lines under the lock)."""
         files = log_files(self.directory)
         if not files:
             return None
@@ -159,7 +200,7 @@ class AuditLog:
                     "'sshgate audit verify' and move the damaged files away before starting the gate"
                 ) from None
             self.seq, self.head = record.seq, record.hash
-        if tail and files[-1] == self.path:
+        if repair and tail and files[-1] == self.path:
             os.truncate(self.path, end)
             return tail
         return None
@@ -195,16 +236,19 @@ class AuditLog:
         """Write one event (``None`` fields are left out, tuples become lists). Dropped after close."""
         if self._closed:
             return
-        line, digest = encode_record(self.seq + 1, self.head, event_type, fields, utc_timestamp())
-        if self._fd is not None:
+        with self._locked():
             try:
-                self._write(line)
+                if self._fd is not None:
+                    self._follow()
+                line, digest = encode_record(self.seq + 1, self.head, event_type, fields, utc_timestamp())
+                if self._fd is not None:
+                    self._write(line)
             except OSError as exc:
                 # Not fatal: sessions must not fail because of the log, but someone must see it.
                 self.failed_writes += 1
                 logger.error("cannot write to the audit log %s: %s", self.path, exc.strerror or exc)
                 return
-        self.seq, self.head = self.seq + 1, digest
+            self.seq, self.head = self.seq + 1, digest
         if self.settings.stdout:
             try:
                 sys.stdout.buffer.write(line)
@@ -218,9 +262,10 @@ class AuditLog:
     def close(self) -> None:
         """Close the file and the index; later events are dropped."""
         self._closed = True
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        for fd in (self._fd, self._lock_fd):
+            if fd is not None:
+                os.close(fd)
+        self._fd = self._lock_fd = None
         if self._index is not None:
             self._index.close()
             self._index = None

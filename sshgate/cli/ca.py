@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
 import click
 
 from sshgate import ca
+from sshgate.audit import AuditLog
+from sshgate.auth.certificates import describe
+from sshgate.config import load_config
 from sshgate.errors import UserError
 
 _KEY = click.option(
@@ -57,6 +61,12 @@ def init(key_path: Path, comment: str) -> None:
     type=click.Path(dir_okay=False, allow_dash=True, path_type=Path),
     help="Where to write the certificate ('-' for stdout). Default: KEY-cert.pub next to the key.",
 )
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The gate's config: record the certificate in its audit trail (certificate_issued).",
+)
 @click.argument("public_key", type=click.Path(dir_okay=False, allow_dash=True, path_type=Path))
 def sign(
     key_path: Path,
@@ -68,10 +78,16 @@ def sign(
     no_pty: bool,
     permit_port_forwarding: bool,
     output: Path | None,
+    config_path: Path | None,
     public_key: Path,
 ) -> None:
-    """Sign PUBLIC_KEY (an OpenSSH .pub file, or '-' for stdin) as a user certificate."""
+    """Sign PUBLIC_KEY (an OpenSSH .pub file, or '-' for stdin) as a user certificate.
+
+    With --config the certificate is recorded in the gate's audit trail, like the ones the gate issues
+    itself; without it, only this command's output says it was issued.
+    """
     seconds = ca.parse_duration(ttl)
+    audit = _audit_log(config_path) if config_path is not None else None
     authority = ca.load_ca(key_path)
     if str(public_key) == "-":
         text, source = sys.stdin.read(), "stdin"
@@ -111,3 +127,17 @@ def sign(
         + ("" if str(output) == "-" else f", written to {output}"),
         err=True,
     )
+    if audit is not None:
+        audit.emit("certificate_issued", issued_by="sshgate ca sign", **describe(issued.certificate))
+        audit.close()
+    else:
+        click.echo("note: not recorded in an audit trail; pass --config gate.yaml to record it", err=True)
+
+
+def _audit_log(config_path: Path) -> AuditLog:
+    """The gate's audit log, opened for one more writer (the gate may be running: see sshgate.audit)."""
+    config = load_config(config_path)
+    if not config.audit.file:
+        raise UserError(f"{config_path}: audit.file is off, so this command cannot record the certificate")
+    # The gate's stdout sink is the gate's own output; this command's stdout may be the certificate.
+    return AuditLog(config.audit_dir, dataclasses.replace(config.audit.settings(), stdout=False))

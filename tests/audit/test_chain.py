@@ -77,6 +77,21 @@ def test_intact_log_verifies(tmp_path: Path) -> None:
     assert report.head[0] == 6
 
 
+def test_two_writers_keep_one_chain_across_rotation(tmp_path: Path) -> None:
+    # The gate and `sshgate ca sign` may write to one folder at the same time.
+    settings = AuditSettings(rotate_bytes=600, index=False)
+    gate, cli = AuditLog(tmp_path, settings), AuditLog(tmp_path, settings)
+    for i in range(20):
+        (gate if i % 3 else cli).emit("auth_failure", method="publickey", username=f"user{i}", attempt=i)
+    gate.close()
+    cli.close()
+    assert len(log_files(tmp_path)) > 2  # both writers rotated
+    report = verify(tmp_path)
+    assert report.problem is None and report.records == 20
+    seqs = [parse_line(line).seq for f in log_files(tmp_path) for line in f.read_bytes().splitlines()]
+    assert seqs == list(range(1, 21))
+
+
 def _edit_field(path: Path, index: int) -> None:
     lines = _lines(path)
     lines[index] = lines[index].replace(b'"user3"', b'"mallory"')

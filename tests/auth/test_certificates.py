@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import subprocess
 import time
 from collections.abc import Sequence
@@ -241,6 +242,38 @@ async def test_ca_init_and_sign(keys: Keys, tmp_path: Path) -> None:
     assert long.stdout.startswith(b"ssh-ed25519-cert-v01@openssh.com ")
     long_cert = decode_user_certificate(asyncssh.import_certificate(long.stdout).public_data)
     assert long_cert is not None and "longer than" in await check(auth, long_cert)
+
+
+def test_ca_sign_records_the_certificate_in_the_gates_audit_trail(keys: Keys, tmp_path: Path) -> None:
+    ca_key = tmp_path / "user_ca"
+    assert run_cli("ca", "init", "--key", str(ca_key)).returncode == 0
+    (tmp_path / "gate.yaml").write_text("audit_dir: audit\n")
+    pub = str(keys.dir / "user.pub")
+    for _ in range(2):  # the second one continues the chain the first one started
+        done = run_cli(
+            "ca",
+            "sign",
+            "--key",
+            str(ca_key),
+            "--user",
+            "alice",
+            "-o",
+            "-",
+            "--config",
+            str(tmp_path / "gate.yaml"),
+            pub,
+        )
+        assert done.returncode == 0, done.stderr
+    events = [json.loads(line) for line in (tmp_path / "audit" / "audit.jsonl").read_text().splitlines()]
+    assert [(e["seq"], e["event"], e["cert_principals"]) for e in events] == [
+        (1, "certificate_issued", "alice"),
+        (2, "certificate_issued", "alice"),
+    ]
+    cert = asyncssh.import_certificate(done.stdout)
+    assert events[1]["key_fingerprint"] == cert.key.get_fingerprint()  # what was signed, not a secret
+    assert run_cli("audit", "verify", "--config", str(tmp_path / "gate.yaml")).returncode == 0
+    unaudited = run_cli("ca", "sign", "--key", str(ca_key), "--user", "alice", "-o", "-", pub)
+    assert b"not recorded in an audit trail" in unaudited.stderr
 
 
 @pytest.mark.parametrize(
