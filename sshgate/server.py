@@ -527,6 +527,23 @@ class Gate:
         host, port = self._server.get_addresses()[0][:2]
         return str(host), int(port)
 
+    def reload_policy(self) -> bool:
+        """Read the policy files again (``sshgate serve`` does on SIGHUP); audited either way.
+
+        New sessions and forwarded connections use the new policy; running ones keep the decision they
+        started with. A policy that does not load leaves the running one in place (fail safe, not open).
+        """
+        files = self.config.policy_files
+        try:
+            policy = Policy.load(files)
+        except ConfigError as exc:
+            logger.error("policy reload failed, the running policy stays: %s", exc)
+            self.audit.emit("policy_reload", result="error", policy_files=files, error=str(exc))
+            return False
+        self.policy = policy
+        self.audit.emit("policy_reload", result="ok", policy_files=files, rules=policy.rule_count)
+        return True
+
     async def close(self) -> None:
         """Stop listening, end every session (users see why), close connections and the audit log."""
         if self._closing:

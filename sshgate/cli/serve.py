@@ -40,8 +40,8 @@ def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> Non
 def serve(config_path: Path) -> None:
     """Run the gate: accept SSH logins and turn each session into a pod exec.
 
-    Prints "sshgate listening on HOST:PORT" once it accepts connections; SIGINT or SIGTERM end every
-    session (the users are told why) and stop it.
+    Prints "sshgate listening on HOST:PORT" once it accepts connections; SIGHUP reloads the policy
+    files; SIGINT or SIGTERM end every session (the users are told why) and stop it.
     """
     from sshgate import server
     from sshgate.config import load_config
@@ -49,6 +49,7 @@ def serve(config_path: Path) -> None:
     config = load_config(config_path)
 
     def ready(gate: server.Gate) -> None:
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, gate.reload_policy)
         host, port = gate.address
         click.echo(f"sshgate listening on {host}:{port}")
 
