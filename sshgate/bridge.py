@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import asyncssh
 
+from sshgate.limits import SessionClock, TimeLimit
+
 if TYPE_CHECKING:
     from sshgate.kube import ExecStream
     from sshgate.recording import Recorder
@@ -42,8 +44,8 @@ class EndReason(StrEnum):
     """Why a bridged session ended (the ``end_reason`` of the audit event)."""
 
     EXITED = "exited"
-    IDLE_TIMEOUT = "idle_timeout"
-    MAX_SESSION_DURATION = "max_session_duration"
+    IDLE_TIMEOUT = TimeLimit.IDLE_TIMEOUT.value
+    MAX_SESSION_DURATION = TimeLimit.MAX_SESSION_DURATION.value
     STDIN_EOF_UNSUPPORTED = "stdin_eof_unsupported"
     CLIENT_DISCONNECTED = "client_disconnected"
     SERVER_SHUTDOWN = "server_shutdown"
@@ -97,7 +99,7 @@ class Bridge:
         self._tty = tty
         self._settings = settings
         self._loop = asyncio.get_running_loop()
-        self._started = self._last_activity = self._loop.time()
+        self._clock = SessionClock(settings.idle_timeout, settings.max_duration)
         self._stop: asyncio.Future[tuple[EndReason, str]] = self._loop.create_future()
         self.bytes_in = 0
         self.bytes_out = 0
@@ -146,14 +148,11 @@ class Bridge:
             result.exit_code, EndReason.EXITED, self.bytes_in, self.bytes_out, message, result.reason
         )
 
-    def _activity(self) -> None:
-        self._last_activity = self._loop.time()
-
     async def _pump_output(self) -> None:
         stdout, stderr = self._process.stdout, self._process.stderr
         while (frame := await self._stream.read()) is not None:
             channel, data = frame
-            self._activity()
+            self._clock.touch()
             self.bytes_out += len(data)
             writer = stderr if channel == 2 else stdout
             try:
@@ -171,7 +170,7 @@ class Bridge:
                 data = await stdin.read(_READ_SIZE)
             except asyncssh.TerminalSizeChanged as change:
                 if self._tty and change.width and change.height:
-                    self._activity()
+                    self._clock.touch()
                     await self._stream.resize(change.width, change.height)
                     if self._recorder is not None:
                         self._recorder.resize(change.width, change.height)
@@ -183,7 +182,7 @@ class Bridge:
                 return  # the channel is gone; the close watcher ends the session
             if not data:
                 break
-            self._activity()
+            self._clock.touch()
             self.bytes_in += len(data)
             await self._stream.send_stdin(data)
             if self._recorder is not None:
@@ -201,22 +200,6 @@ class Bridge:
             )
 
     async def _watch_time(self) -> None:
-        """Return when the idle timeout or the maximum duration is reached, after stopping the session."""
-        idle, longest = self._settings.idle_timeout, self._settings.max_duration
-        if not idle and not longest:
-            await asyncio.Event().wait()  # nothing to watch; cancelled when the session ends
-        while True:
-            deadlines = []
-            if idle:
-                deadlines.append((self._last_activity + idle, EndReason.IDLE_TIMEOUT))
-            if longest:
-                deadlines.append((self._started + longest, EndReason.MAX_SESSION_DURATION))
-            when, reason = min(deadlines)
-            if self._loop.time() >= when:
-                break
-            # Activity moves the idle deadline; waking at the old one just computes the new one.
-            await asyncio.sleep(when - self._loop.time())
-        if reason is EndReason.IDLE_TIMEOUT:
-            self.stop(reason, f"session ended after {idle:g} s without input or output (idle timeout)")
-        else:
-            self.stop(reason, f"session ended after its maximum duration of {longest:g} s")
+        """Stop the session when the idle timeout or the maximum duration is reached."""
+        limit, message = await self._clock.run_out()
+        self.stop(EndReason(limit.value), message)

@@ -36,7 +36,7 @@ from sshgate.forwarding import ForwardRequest, open_forward
 from sshgate.hostkeys import load_host_keys
 from sshgate.identity import Identity
 from sshgate.kube import KubeClient, KubeError
-from sshgate.limits import SessionCounter
+from sshgate.limits import SessionClock, SessionCounter
 from sshgate.policy import AccessRequest, Action, Decision, Policy
 from sshgate.recording import CastHeader, Recorder, RecorderSettings, RecordingError, RecordingMode
 from sshgate.targets import LoginName, Target, TargetError, TargetKind, parse_login
@@ -738,8 +738,23 @@ class Gate:
                 file_denied=stats.denied,
             )
 
-        context = TransferContext(files, self.policy, identity, resolved.labels, cwd, emit)
-        await serve_transfer(process, kind, context, finished)
+        limits = self.config.limits
+        clock = SessionClock(limits.idle_timeout, limits.max_session_duration)
+        context = TransferContext(files, self.policy, identity, resolved.labels, cwd, emit, clock.touch)
+        serving = asyncio.ensure_future(serve_transfer(process, kind, context, finished))
+        expiry = asyncio.ensure_future(clock.run_out())
+        try:
+            await asyncio.wait({serving, expiry}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (serving, expiry):
+                task.cancel()
+            await asyncio.gather(serving, expiry, return_exceptions=True)
+        if not serving.cancelled() and serving.done() and serving.exception() is None:
+            return
+        if expiry.done() and not expiry.cancelled():
+            limit, message = expiry.result()
+            raise _SessionEnded(limit.value, message)
+        serving.result()  # the transfer failed: its exception goes to the session's handler
 
     async def _exec(
         self,

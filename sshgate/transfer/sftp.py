@@ -59,6 +59,8 @@ class TransferContext:
     #: The container's working directory: relative paths start there (as for ``ssh gate cmd``).
     cwd: str
     emit: Emit
+    #: Called whenever the client asks for something: the session's idle timeout starts again.
+    touch: Callable[[], None] = lambda: None
 
 
 @dataclass
@@ -184,6 +186,7 @@ class PodSFTPServer(asyncssh.SFTPServer):
         return exc
 
     def _audit(self, op: str, path: str, result: str, **fields: Any) -> None:
+        self._ctx.touch()
         self.stats.operations += 1
         self._ctx.emit("file_op", op=op, path=path, result=result, **fields)
 
@@ -338,6 +341,7 @@ class PodSFTPServer(asyncssh.SFTPServer):
         file_obj.digest.update(data)
         file_obj.size += len(data)
         self.stats.bytes_out += len(data)
+        self._ctx.touch()
         return data
 
     async def write(self, file_obj: object, offset: int, data: bytes) -> int:
@@ -352,6 +356,7 @@ class PodSFTPServer(asyncssh.SFTPServer):
         file_obj.digest.update(data)
         file_obj.size += len(data)
         self.stats.bytes_in += len(data)
+        self._ctx.touch()
         return len(data)
 
     async def close(self, file_obj: object) -> None:

@@ -11,6 +11,7 @@ import subprocess
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -119,8 +120,11 @@ def transfer_cluster(start_devcluster: StartDevCluster) -> DevClusterProcess:
     return start_devcluster(PODS)
 
 
-def start_transfer_gate(directory: Path, cluster: DevClusterProcess, keys: Keys) -> TransferGate:
-    gate = start_gate(directory, cluster, keys, policy=POLICY, gate_class=TransferGate)
+def start_transfer_gate(
+    directory: Path, cluster: DevClusterProcess, keys: Keys, **config: Any
+) -> TransferGate:
+    """A gate with the transfer tests' policy; ``config`` as for :func:`tests.gatekit.start_gate`."""
+    gate = start_gate(directory, cluster, keys, policy=POLICY, gate_class=TransferGate, **config)
     assert isinstance(gate, TransferGate)
     return gate
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import stat
 from pathlib import Path
 
@@ -9,7 +10,8 @@ import asyncssh
 import pytest
 
 from tests.conftest import DevClusterProcess
-from tests.transfer.conftest import TransferGate
+from tests.gatekit import Keys, stop_process
+from tests.transfer.conftest import TransferGate, start_transfer_gate
 
 ALICE = "alice+default~files-0"
 
@@ -151,3 +153,25 @@ async def test_operations_sftp_has_no_command_for(
         async with sftp.open("/tmp/target.txt", "rb") as f:
             assert await f.read(2, 2) == b"23"  # a read that starts past the beginning
     assert (root / "target.txt").read_bytes() == b"0123"
+
+
+async def test_an_idle_sftp_session_is_ended_like_any_other(
+    tmp_path: Path, transfer_cluster: DevClusterProcess, keys: Keys
+) -> None:
+    gate = start_transfer_gate(tmp_path / "gate", transfer_cluster, keys, limits={"idle_timeout": 1})
+    try:
+        async with asyncssh.connect(
+            "127.0.0.1",
+            gate.port,
+            username="alice+default/files-0",
+            client_keys=[str(keys.alice)],
+            known_hosts=str(gate.known_hosts),
+        ) as conn:
+            sftp = await conn.start_sftp_client()
+            await sftp.stat("/tmp")  # activity: the idle timeout starts again
+            await asyncio.wait_for(sftp.wait_closed(), 20)  # the gate closes the quiet session
+        (end,) = gate.events("session_end", protocol=None, end_reason="idle_timeout")
+        assert end["exit_status"] == 255 and "idle timeout" in end["message"]
+        assert gate.events("file_op", op="stat", path="/tmp", result="ok")
+    finally:
+        stop_process(gate.proc)
