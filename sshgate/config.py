@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 import asyncssh
 from pydantic import (
@@ -30,6 +30,7 @@ from sshgate.auth.ldap import LdapSettings
 # Re-exported: other modules take the user name rule from the config.
 from sshgate.auth.settings import GROUP_NAME as GROUP_NAME
 from sshgate.auth.settings import USER_NAME as USER_NAME
+from sshgate.auth.settings import Seconds, resolve_path
 from sshgate.auth.tokens import TokenSettings
 from sshgate.defences import Penalties
 from sshgate.errors import ConfigError
@@ -41,14 +42,6 @@ SHELL_NAME = re.compile(r"/?[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
 
 #: Authentication methods this version implements, by their name in ``auth.methods``.
 AuthMethod = Literal["publickey", "certificate", "ldap", "ldap_keys", "token"]
-
-Seconds = Annotated[float, Field(ge=0)]
-
-
-def _path(value: Path, info: ValidationInfo) -> Path:
-    base = (info.context or {}).get("base")
-    value = value.expanduser()
-    return base / value if base is not None and not value.is_absolute() else value
 
 
 def _parse_key(line: str) -> asyncssh.SSHKey:
@@ -128,7 +121,7 @@ class User(_Strict):
     def _keys_file(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is None:
             return None
-        path = _path(value, info)
+        path = resolve_path(value, info)
         _read_key_file(path)  # here, so that a bad file is reported with the config's file and line
         return path
 
@@ -255,19 +248,19 @@ class GateConfig(_Strict):
     @field_validator("host_keys", "policy_files")
     @classmethod
     def _paths(cls, value: list[Path], info: ValidationInfo) -> list[Path]:
-        return [_path(p, info) for p in value]
+        return [resolve_path(p, info) for p in value]
 
     @field_validator("users_file", "recordings_dir", "audit_dir")
     @classmethod
     def _one_path(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return None if value is None else _path(value, info)
+        return None if value is None else resolve_path(value, info)
 
     @field_validator("kubernetes")
     @classmethod
     def _kubeconfig(cls, value: KubeSettings, info: ValidationInfo) -> KubeSettings:
         if value.kubeconfig is None:
             return value
-        return value.model_copy(update={"kubeconfig": _path(value.kubeconfig, info)})
+        return value.model_copy(update={"kubeconfig": resolve_path(value.kubeconfig, info)})
 
     @model_validator(mode="after")
     def _methods_configured(self) -> GateConfig:

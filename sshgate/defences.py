@@ -23,11 +23,11 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Seconds = Annotated[float, Field(ge=0)]
+from sshgate.auth.settings import Seconds
+
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 

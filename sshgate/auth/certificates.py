@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeAlias, cast
+from typing import Any, Literal, TypeAlias, cast
 
 import asyncssh
 from asyncssh.public_key import CERT_TYPE_USER, SSHOpenSSHCertificate, decode_ssh_certificate
@@ -39,10 +39,9 @@ from pydantic import (
 )
 
 from sshgate.auth.base import Authenticator, AuthRejected, AuthRequest
-from sshgate.auth.settings import USER_NAME, resolve_path
+from sshgate.auth.settings import USER_NAME, Seconds, resolve_path
 from sshgate.identity import Identity
 
-Seconds = Annotated[float, Field(ge=0)]
 #: An OpenSSH certificate as asyncssh decodes it.
 Certificate: TypeAlias = SSHOpenSSHCertificate
 

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import jwt
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -30,10 +30,8 @@ from pydantic import (
 )
 
 from sshgate.auth.base import Authenticator, AuthRejected, AuthRequest
-from sshgate.auth.settings import GROUP_NAME, USER_NAME, resolve_path
+from sshgate.auth.settings import GROUP_NAME, USER_NAME, Seconds, resolve_path
 from sshgate.identity import Identity
-
-Seconds = Annotated[float, Field(ge=0)]
 
 _JWT_SHAPE = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*")
 _HMAC = frozenset({"HS256", "HS384", "HS512"})
