@@ -87,10 +87,25 @@ def instructions(state: Path, port: int) -> str:
             str(port),
         ]
     )
+    scp = shlex.join(
+        [
+            "scp",
+            "-i",
+            str(state / "demo_ed25519"),
+            "-o",
+            f"UserKnownHostsFile={state / 'known_hosts'}",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-P",
+            str(port),
+        ]
+    )
     examples = [
         (f"{ssh} default/web-0@{HOST}", "a shell in web-0's app container"),
         (f"{ssh} default/web-0/sidecar@{HOST} 'hostname; id'", "a command in the sidecar"),
         (f"{ssh} default/deploy/web@{HOST} 'echo hello'", "whichever pod the deployment has"),
+        (f"{scp} {shlex.quote(str(state / 'gate.yaml'))} default~web-0@{HOST}:/tmp/", "a file into the pod"),
+        (f"{ssh} -N -L 8080:localhost:8080 default/web-0@{HOST}", "then: curl http://localhost:8080/"),
         (f"{ssh} prod/db-0@{HOST}", "denied by the demo policy"),
     ]
     width = max(len(command) for command, _ in examples)

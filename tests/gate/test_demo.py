@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 from sshgate.config import load_config
+from tests.gate.helpers import wait_until
+
+
+def _get(url: str) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return bytes(response.read())
+    except OSError:
+        return None  # the tunnel is not up yet
 
 
 def test_demo_prints_commands_that_work(tmp_path: Path) -> None:
@@ -25,11 +36,18 @@ def test_demo_prints_commands_that_work(tmp_path: Path) -> None:
         assert "ready" in printed[-1], printed
         port = int(printed[-1].strip().rsplit(":", 1)[1])
 
-        def run(target: str) -> subprocess.CompletedProcess[str]:
+        def printed_command(target: str) -> str:
             (command,) = [line.split("  #")[0].strip() for line in printed if f" {target}@127.0.0.1" in line]
-            assert f"-p {port}" in command and str(state / "demo_ed25519") in command
+            assert f" {port} " in command and str(state / "demo_ed25519") in command
+            return command
+
+        def run(target: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(
-                ["sh", "-c", command], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60
+                ["sh", "-c", printed_command(target)],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
 
         sidecar = run("default/web-0/sidecar")
@@ -42,6 +60,24 @@ def test_demo_prints_commands_that_work(tmp_path: Path) -> None:
             denied.stderr.splitlines()[-1]
             == "sshgate: access denied: no policy rule allows a shell on prod/db-0"
         )
+
+        copied = run("default~web-0")  # scp, in the form without '/'
+        assert copied.returncode == 0, copied.stderr
+        in_pod = state / "cluster" / "pods" / "default" / "web-0" / "app" / "tmp" / "gate.yaml"
+        assert in_pod.read_bytes() == (state / "gate.yaml").read_bytes()
+
+        # ssh -L to the pod's web server, on a free local port instead of the printed 8080.
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            local = probe.getsockname()[1]
+        forward = printed_command("-N -L 8080:localhost:8080 default/web-0")
+        tunnel = subprocess.Popen(["sh", "-c", forward.replace("-L 8080:", f"-L {local}:")])
+        try:
+            page = wait_until(lambda: _get(f"http://127.0.0.1:{local}/"), what="the pod's web page")
+            assert b"Directory listing for /" in page
+        finally:
+            tunnel.terminate()
+            tunnel.wait(timeout=30)
 
         assert load_config(state / "gate.yaml").listen.port == port
         assert (state / "known_hosts").read_text().startswith(f"[127.0.0.1]:{port} ssh-ed25519 ")
